@@ -1,1 +1,249 @@
-fn main() {}
+//! The `rootcast` binary: `rootcast serve` runs the hub and the web pages on one machine
+//! with embedded defaults; `rootcast config check` validates a configuration file;
+//! `rootcast token` issues a connection token for trying things out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use rootcast_config::{Config, LogFormat};
+use rootcast_hub::{Node, RpcRegistry};
+
+#[derive(Parser)]
+#[command(name = "rootcast", version, about = "Real-time event and livestream broadcasting hub")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub and the web pages.
+    Serve {
+        #[command(flatten)]
+        source: ConfigSource,
+        /// Address to listen on (overrides `http.address`), e.g. 0.0.0.0:8000.
+        #[arg(long)]
+        address: Option<String>,
+        /// Log filter (overrides `log.level`), e.g. `debug` or `rootcast_hub=debug,info`.
+        #[arg(long)]
+        log_level: Option<String>,
+        /// Log format (overrides `log.format`): text or json.
+        #[arg(long)]
+        log_format: Option<String>,
+    },
+    /// Check or print configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Issue an HS256 connection token (or a subscription token with --channel) signed
+    /// with the configured `client.token.hmac_secret_key`.
+    Token {
+        #[command(flatten)]
+        source: ConfigSource,
+        /// User ID (the `sub` claim).
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds (0 = no expiry).
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// Issue a subscription token for this channel instead of a connection token.
+        #[arg(long)]
+        channel: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file (with ROOTCAST_* environment overrides applied).
+    Check { file: PathBuf },
+    /// Print the effective configuration as TOML.
+    Show {
+        #[command(flatten)]
+        source: ConfigSource,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigSource {
+    /// Configuration file (TOML). Without one, embedded defaults are used.
+    #[arg(long, env = "ROOTCAST_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigSource {
+    fn load(&self) -> anyhow::Result<Config> {
+        let env = std::env::vars().filter(|(key, _)| key != "ROOTCAST_CONFIG");
+        Config::load(self.config.as_deref(), env).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            source,
+            address,
+            log_level,
+            log_format,
+        } => {
+            let mut config = source.load()?;
+            for (key, value) in [
+                ("http.address", address),
+                ("log.level", log_level),
+                ("log.format", log_format),
+            ] {
+                if let Some(value) = value {
+                    config
+                        .set(key, &value)
+                        .map_err(|e| anyhow::anyhow!("--{}: {e}", key.replace(['.', '_'], "-")))?;
+                }
+            }
+            config.validate().map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+            init_logging(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(serve(config))
+        }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let config = ConfigSource { config: Some(file.clone()) }.load()?;
+            config
+                .validate()
+                .map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", file.display()))?;
+            println!("{}: configuration is valid", file.display());
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Show { source },
+        } => {
+            let text = source
+                .load()?
+                .to_toml_string()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Token {
+            source,
+            user,
+            ttl,
+            channel,
+        } => {
+            let config = source.load()?;
+            let secret = &config.client.token.hmac_secret_key;
+            if secret.is_empty() {
+                bail!("client.token.hmac_secret_key is not set: nothing to sign with");
+            }
+            println!("{}", issue_token(secret, &user, ttl, channel.as_deref())?);
+            Ok(())
+        }
+    }
+}
+
+fn issue_token(secret: &str, user: &str, ttl: u64, channel: Option<&str>) -> anyhow::Result<String> {
+    let mut claims = serde_json::json!({ "sub": user });
+    if ttl > 0 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+        claims["exp"] = (now.as_secs() + ttl).into();
+    }
+    if let Some(channel) = channel {
+        claims["channel"] = channel.into();
+    }
+    Ok(rootcast_hub::token::issue_hs256(secret, &claims)?)
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .with_context(|| format!("log.level {:?}", config.log.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+/// A random secret for a process started without one.
+fn random_secret() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    let mut generated = Vec::new();
+    if config.client.token.hmac_secret_key.is_empty()
+        && config.client.token.rsa_public_key.is_empty()
+        && config.client.token.ecdsa_public_key.is_empty()
+    {
+        config.client.token.hmac_secret_key = random_secret();
+        generated.push(format!(
+            "client.token.hmac_secret_key = {:?}",
+            config.client.token.hmac_secret_key
+        ));
+    }
+    if config.http_api.key.is_empty() && !config.http_api.insecure {
+        config.http_api.key = random_secret();
+        generated.push(format!("http_api.key = {:?}", config.http_api.key));
+    }
+    let listener = tokio::net::TcpListener::bind(&config.http.address)
+        .await
+        .with_context(|| format!("listening on {}", config.http.address))?;
+    let address = listener.local_addr()?;
+    let node = Node::new(config.clone(), RpcRegistry::default())?;
+    let app = rootcast_hub::server::router(node.clone()).merge(rootcast_web::router());
+
+    println!("rootcast listening on http://{address}");
+    println!("  web page    http://{address}/");
+    println!("  websocket   ws://{address}/connection/websocket");
+    println!("  server API  http://{address}/api/<method>");
+    println!("  metrics     http://{address}/metrics");
+    if !generated.is_empty() {
+        println!("generated for this run (set them in the configuration to keep them):");
+        for line in &generated {
+            println!("  {line}");
+        }
+        if let Ok(token) = issue_token(&config.client.token.hmac_secret_key, "demo", 24 * 3600, None) {
+            println!("  a connection token for user \"demo\", valid 24 h: {token}");
+        }
+    }
+    tracing::info!(%address, node = node.name(), "serving");
+    rootcast_hub::server::serve(listener, app, Arc::clone(&node), shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

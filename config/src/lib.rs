@@ -1,33 +1,78 @@
 //! rootcast's typed configuration.
 //!
-//! One [`Config`] struct holds every setting with its default; a TOML file overrides the
-//! defaults, `ROOTCAST_…` environment variables override the file, and command-line flags
-//! override both. Unknown keys are rejected with the key named. [`Config::validate`]
-//! explains every rejection. The commented sample lives in `config/rootcast.example.toml`.
+//! One [`Config`] struct holds every setting with its default. Settings are layered, each
+//! layer overriding the one before:
+//!
+//! 1. the defaults ([`Config::default`]);
+//! 2. a TOML file ([`Config::load`], or [`Config::from_toml_str`] for text);
+//! 3. `ROOTCAST_…` environment variables ([`Config::load`]);
+//! 4. command-line flags, which the binary applies with [`Config::set`].
+//!
+//! Loading only checks that every key exists and every value has the key's type; it stops
+//! at the first problem and names the key and where it came from (file and line, or the
+//! environment variable). Unknown keys are errors, never ignored. [`Config::validate`] then
+//! checks the settings against each other and reports every problem at once, each naming
+//! its key and explaining the rejection. The binary calls it after the last layer.
+//!
+//! # Key paths and environment variables
+//!
+//! A key path is the dotted TOML path of a setting: `http.address`,
+//! `client.token.hmac_secret_key`, `channel.without_namespace.presence`. Its environment
+//! variable is `ROOTCAST_` followed by the path upper-cased with `.` written as `_`:
+//! `ROOTCAST_HTTP_ADDRESS`, `ROOTCAST_CLIENT_TOKEN_HMAC_SECRET_KEY`,
+//! `ROOTCAST_CHANNEL_WITHOUT_NAMESPACE_PRESENCE`. Because names contain `_` themselves, a
+//! variable is resolved by comparing it with the name of every known key path (taken from
+//! the serialized defaults), never by splitting it. A `ROOTCAST_…` variable that names no
+//! key is an error, except [`CONFIG_FILE_ENV`] (`ROOTCAST_CONFIG`), which the binary reads
+//! for the file path.
+//!
+//! Values from the environment and from [`Config::set`] are text, typed by the key:
+//! `true`/`false` for switches, a whole number for counts and sizes, a duration such as
+//! `"25s"` for durations (see below), the text as it is for strings. A list (such as
+//! `client.allowed_origins`) is comma-separated (`https://a.example,https://b.example`) or a
+//! TOML array when it starts with `[`; so `channel.namespaces` is written as a TOML array
+//! of inline tables: `[{ name = "chat", presence = true }]`.
+//!
+//! Durations are strings such as `"25s"`, `"500ms"`, `"5m"`, `"1h"`, `"30d"`, `"1m30s"` or
+//! `"0"`; [`Config::to_toml_string`] writes them back the same way.
+//!
+//! The commented sample, with every key at its default, is `config/rootcast.example.toml`;
+//! a test keeps it equal to the defaults.
 //!
 //! Where Centrifugo has an option for the same thing, the option here has the same meaning
 //! (and usually the same name), so operators can carry their knowledge over.
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 mod duration;
+mod error;
+mod load;
+mod validate;
+
+pub use error::{ConfigError, Origin, Problem};
+pub use load::{CONFIG_FILE_ENV, ENV_PREFIX};
 
 /// The whole configuration of one `rootcast` process.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// `[http]`: the listener.
     pub http: HttpConfig,
+    /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[client]`: client connections and their tokens.
     pub client: ClientConfig,
+    /// `[http_api]`: the server API.
     pub http_api: HttpApiConfig,
+    /// `[channel]`: channel names and namespaces.
     pub channel: ChannelConfig,
 }
 
 /// The HTTP listener that serves the WebSocket endpoint, the server API, metrics and the
 /// web pages.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address to listen on, `host:port`. Default `127.0.0.1:8000`.
@@ -37,23 +82,29 @@ pub struct HttpConfig {
     pub shutdown_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// `text`: human-readable lines.
     Text,
+    /// `json`: one JSON object per line.
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// A `tracing` filter directive, e.g. `info` or `rootcast_hub=debug,info`.
+    /// Default `info`.
     pub level: String,
+    /// `text` or `json`. Default `text`.
     pub format: LogFormat,
 }
 
 /// Settings for client (SDK) connections.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientConfig {
     pub token: TokenConfig,
@@ -100,7 +151,7 @@ pub struct ClientConfig {
 }
 
 /// How connection and subscription tokens (JWT) are verified.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenConfig {
     /// Shared secret for HS256/HS384/HS512 tokens. Empty = HMAC tokens are rejected.
@@ -118,7 +169,7 @@ pub struct TokenConfig {
 }
 
 /// The server HTTP API at `/api/<method>`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpApiConfig {
     /// API key expected in `X-API-Key: <key>` or `Authorization: apikey <key>`.
@@ -129,7 +180,8 @@ pub struct HttpApiConfig {
     pub insecure: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Channel names and what channels keep and allow.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChannelConfig {
     /// Longest channel name accepted, in bytes. Default 255.
@@ -140,18 +192,21 @@ pub struct ChannelConfig {
     pub namespaces: Vec<Namespace>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A named namespace: its name and the options of its channels, written side by side in
+/// one `[[channel.namespaces]]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Namespace {
     /// Namespace name: ASCII letters, digits, `_` and `-`.
     pub name: String,
+    /// The namespace's options, flattened next to `name`.
     #[serde(flatten)]
     pub options: NamespaceOptions,
 }
 
 /// What a channel in a namespace keeps and who may do what in it. Same meanings as
 /// Centrifugo's channel options.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NamespaceOptions {
     /// Publications kept per channel for history and recovery (0 = none).
@@ -205,6 +260,20 @@ pub struct NamespaceOptions {
     pub protected: bool,
     /// Channels may be `name#user1,user2`: only the listed users may subscribe.
     pub allow_user_limited_channels: bool,
+}
+
+impl ChannelConfig {
+    /// The options of a namespace by name; the empty name is channels without a namespace
+    /// (`without_namespace`). `None` when no namespace has that name.
+    pub fn namespace_options(&self, namespace: &str) -> Option<&NamespaceOptions> {
+        if namespace.is_empty() {
+            return Some(&self.without_namespace);
+        }
+        self.namespaces
+            .iter()
+            .find(|candidate| candidate.name == namespace)
+            .map(|found| &found.options)
+    }
 }
 
 impl Default for Config {

@@ -1,1 +1,49 @@
-//! placeholder
+//! rootcast's WebSocket hub.
+//!
+//! Speaks Centrifugo's client protocol v2 (JSON) at `/connection/websocket` so the
+//! official Centrifugo SDKs work unchanged, and Centrifugo's server HTTP API at
+//! `/api/<method>`. See `docs/protocol.md` for what is supported and the code catalogue,
+//! and `docs/ARCHITECTURE.md` for how the pieces fit.
+//!
+//! # Map
+//! - [`protocol`]: wire types and encoding (no IO).
+//! - [`codes`]: error, disconnect and unsubscribe codes.
+//! - [`token`]: JWT verification.
+//! - [`channel`]: channel names and namespace options.
+//! - [`stream`]: one channel's offsets, epoch and history window (no IO, explicit time).
+//! - [`broker`]: the [`Broker`](broker::Broker) trait and its guarantees;
+//!   [`broker_memory`] implements it for one node. [`presence`]: who is in a channel.
+//! - [`hub`]: subscriber shards and fan-out (encode once, share bytes).
+//! - [`outbound`]: a connection's bounded output queue.
+//! - [`client`]: a connection's protocol state and command handling (no socket).
+//! - [`connection`]: the task that drives one WebSocket.
+//! - [`node`]: the shared state of a hub process and the operations on channels.
+//! - [`api`]: the server HTTP API. [`server`]: routes and graceful shutdown.
+//! - [`metrics`], [`rate_limit`], [`rpc`].
+//!
+//! # Flow of a publication
+//! `api` or `client` → [`Node::publish`](node::Node::publish) → `Broker::publish` (offset,
+//! history) → [`Hub`](hub::Hub) encodes the push once → each subscriber's
+//! [`Outbound`](outbound::Outbound) → its connection task writes the queue in one frame.
+
+pub mod api;
+pub mod broker;
+pub mod broker_memory;
+pub mod channel;
+pub mod client;
+pub mod codes;
+pub mod connection;
+pub mod hub;
+pub mod metrics;
+pub mod node;
+pub mod outbound;
+pub mod presence;
+pub mod protocol;
+pub mod rate_limit;
+pub mod rpc;
+pub mod server;
+pub mod stream;
+pub mod token;
+
+pub use node::{Node, ServerPublish};
+pub use rpc::RpcRegistry;

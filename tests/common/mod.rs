@@ -1,0 +1,223 @@
+//! Shared helpers for the integration tests of the `rootcast` binary: start the real
+//! server on a free port, make tokens, call the server API.
+#![allow(dead_code)] // Each test file uses a different subset.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+pub const HMAC_SECRET: &str = "integration-test-secret";
+pub const API_KEY: &str = "integration-test-api-key";
+
+/// A `rootcast serve` child process on a free port, killed on drop.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`
+    pub http_url: String,
+    /// `ws://127.0.0.1:PORT/connection/websocket`
+    pub ws_url: String,
+    /// `127.0.0.1:PORT`
+    pub address: String,
+    pub api_key: String,
+    pub hmac_secret: String,
+    child: Child,
+    config_path: PathBuf,
+}
+
+impl TestServer {
+    /// Starts the server with `extra_toml` as its configuration file. The listen
+    /// address, token secret and API key are set through `ROOTCAST_…` variables, so the
+    /// file may define any table.
+    pub fn start(extra_toml: &str) -> TestServer {
+        Self::start_with_env(extra_toml, &[])
+    }
+
+    pub fn start_with_env(extra_toml: &str, env: &[(&str, &str)]) -> TestServer {
+        let config_path = std::env::temp_dir().join(format!(
+            "rootcast-test-{}-{}.toml",
+            std::process::id(),
+            unique()
+        ));
+        std::fs::write(&config_path, extra_toml).expect("writing the test config");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rootcast"));
+        command
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .args(["--address", "127.0.0.1:0"])
+            .env("ROOTCAST_CLIENT_TOKEN_HMAC_SECRET_KEY", HMAC_SECRET)
+            .env("ROOTCAST_HTTP_API_KEY", API_KEY)
+            .env(
+                "ROOTCAST_LOG_LEVEL",
+                std::env::var("ROOTCAST_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("starting the rootcast binary");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads the banner, then keeps draining stdout so the child never blocks on it.
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !sent && let Some(url) = line.strip_prefix("rootcast listening on ") {
+                    let _ = tx.send(url.trim().to_owned());
+                    sent = true;
+                }
+            }
+        });
+        let http_url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("rootcast did not print its listening address within 30 s ({status:?})");
+            }
+        };
+        let address = http_url.trim_start_matches("http://").to_owned();
+        TestServer {
+            ws_url: format!("ws://{address}/connection/websocket"),
+            http_url,
+            address,
+            api_key: API_KEY.to_owned(),
+            hmac_secret: HMAC_SECRET.to_owned(),
+            child,
+            config_path,
+        }
+    }
+
+    /// An HS256 connection token for `user`, expiring in `ttl_secs` (0 = never), with
+    /// `extra_claims` (an object) merged in.
+    pub fn token(&self, user: &str, ttl_secs: u64, extra_claims: Value) -> String {
+        let mut claims = serde_json::json!({ "sub": user });
+        if ttl_secs > 0 {
+            claims["exp"] = (unix_now() + ttl_secs).into();
+        }
+        if let Value::Object(extra) = extra_claims {
+            for (key, value) in extra {
+                claims[key] = value;
+            }
+        }
+        rootcast_hub_token(&self.hmac_secret, &claims)
+    }
+
+    /// Calls `POST /api/<method>` with the API key. Returns (HTTP status, JSON body).
+    pub fn api(&self, method: &str, body: Value) -> (u16, Value) {
+        let (status, body) = http_request(
+            &self.address,
+            "POST",
+            &format!("/api/{method}"),
+            &[("X-API-Key", &self.api_key), ("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// Sends SIGTERM and waits (up to `timeout`) for the process to exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config_path);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+fn rootcast_hub_token(secret: &str, claims: &Value) -> String {
+    rootcast_hub::token::issue_hs256(secret, claims).expect("signing a test token")
+}
+
+/// A minimal blocking HTTP/1.1 request (`Connection: close`). Returns (status, body).
+pub fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(address).expect("connecting to the test server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("setting a read timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("writing the request");
+    stream.write_all(body).expect("writing the body");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("reading the response");
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP response head");
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("an HTTP status code");
+    let mut body = response[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16)
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[start + size + 2..];
+    }
+    out
+}
