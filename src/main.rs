@@ -75,8 +75,7 @@ struct ConfigSource {
 
 impl ConfigSource {
     fn load(&self) -> anyhow::Result<Config> {
-        let env = std::env::vars().filter(|(key, _)| key != "ROOTCAST_CONFIG");
-        Config::load(self.config.as_deref(), env).map_err(|e| anyhow::anyhow!("{e}"))
+        Config::load(self.config.as_deref(), std::env::vars()).map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
 
@@ -101,7 +100,7 @@ fn main() -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("--{}: {e}", key.replace(['.', '_'], "-")))?;
                 }
             }
-            config.validate().map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+            config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
             init_logging(&config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -115,7 +114,7 @@ fn main() -> anyhow::Result<()> {
             let config = ConfigSource { config: Some(file.clone()) }.load()?;
             config
                 .validate()
-                .map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", file.display()))?;
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!("{}: configuration is valid", file.display());
             Ok(())
         }

@@ -65,7 +65,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     let mut total_nanos: u128 = 0;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!(
                 r#"duration {text:?} must be a whole number followed by a unit, e.g. "25s""#
@@ -73,11 +75,17 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         }
         let number: u128 = rest[..digits].parse().map_err(|_| too_large())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let unit_nanos = match unit {
-            "" => return Err(format!("duration {text:?} has no unit (use ms, s, m, h or d)")),
+            "" => {
+                return Err(format!(
+                    "duration {text:?} has no unit (use ms, s, m, h or d)"
+                ));
+            }
             "µs" => 1_000,
             _ => UNITS
                 .iter()
@@ -159,7 +167,10 @@ mod tests {
         assert!(err("25").contains("no unit"));
         assert!(err("1m30").contains("no unit"));
         assert!(err("5x").contains(r#"unknown unit "x""#));
-        assert!(err("5S").contains(r#"unknown unit "S""#), "units are case-sensitive");
+        assert!(
+            err("5S").contains(r#"unknown unit "S""#),
+            "units are case-sensitive"
+        );
         assert!(err("5 s").contains(r#"unknown unit " s""#));
         assert!(err("1.5s").contains("fraction"));
         assert!(err("-5s").contains("whole number"));
@@ -169,7 +180,10 @@ mod tests {
 
     #[test]
     fn too_large_is_an_error_not_a_wrap() {
-        assert!(err("213503982334602d").contains("too large"), "just past u64 seconds");
+        assert!(
+            err("213503982334602d").contains("too large"),
+            "just past u64 seconds"
+        );
         assert!(err(&format!("{}0s", u128::MAX)).contains("too large"));
         assert!(err(&format!("{}d", u128::MAX / 1_000)).contains("too large"));
         assert_eq!(

@@ -37,8 +37,9 @@ pub enum ConfigError {
         origin: Origin,
         reason: String,
     },
-    /// A configuration that cannot be written as TOML (a number larger than TOML's
-    /// 64-bit signed integers, set from code).
+    /// The configuration could not be converted to TOML. [`Config::set`](crate::Config::set)
+    /// and environment variables report it when code stored a number above 2^63 - 1, which
+    /// the TOML value tree they go through cannot hold; nothing loaded from text can cause it.
     #[error("the configuration cannot be written as TOML: {0}")]
     NotRepresentable(String),
     /// [`Config::validate`](crate::Config::validate) found one or more problems.

@@ -54,8 +54,8 @@ mod validate;
 pub use error::{ConfigError, Origin, Problem};
 pub use load::{CONFIG_FILE_ENV, ENV_PREFIX};
 
-/// The whole configuration of one `rootcast` process.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// The whole configuration of one `rootcast` process. Its default is each section's default.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `[http]`: the listener.
@@ -276,18 +276,6 @@ impl ChannelConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            http: HttpConfig::default(),
-            log: LogConfig::default(),
-            client: ClientConfig::default(),
-            http_api: HttpApiConfig::default(),
-            channel: ChannelConfig::default(),
-        }
-    }
-}
-
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
@@ -310,7 +298,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             token: TokenConfig::default(),
-            allow_anonymous_connect_without_token: false,
+            allow_anonymous_connect_without_token: true,
             ping_interval: Duration::from_secs(25),
             pong_timeout: Duration::from_secs(8),
             stale_close_delay: Duration::from_secs(10),
@@ -333,7 +321,116 @@ impl Default for ChannelConfig {
         ChannelConfig {
             max_length: 255,
             without_namespace: NamespaceOptions::default(),
-            namespaces: Vec::new(),
+            namespaces: default_namespaces(),
         }
+    }
+}
+
+/// The namespaces a server has when its configuration names none (see
+/// `docs/decisions/0002-defaults-for-serve.md`): `sys` for the node's live numbers on
+/// `sys:stats`, which anyone may watch, and `chat` for the README's tour.
+fn default_namespaces() -> Vec<Namespace> {
+    vec![
+        Namespace {
+            name: "sys".to_owned(),
+            options: NamespaceOptions {
+                allow_subscribe_for_client: true,
+                allow_subscribe_for_anonymous: true,
+                ..NamespaceOptions::default()
+            },
+        },
+        Namespace {
+            name: "chat".to_owned(),
+            options: NamespaceOptions {
+                history_size: 100,
+                history_ttl: Duration::from_secs(300),
+                force_recovery: true,
+                presence: true,
+                join_leave: true,
+                allow_subscribe_for_client: true,
+                allow_publish_for_subscriber: true,
+                allow_presence_for_subscriber: true,
+                allow_history_for_subscriber: true,
+                ..NamespaceOptions::default()
+            },
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../rootcast.example.toml");
+
+    #[test]
+    fn example_file_parses_and_validates() {
+        let config = Config::from_toml_str(EXAMPLE).unwrap();
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn example_file_shows_the_defaults() {
+        let config = Config::from_toml_str(EXAMPLE).unwrap();
+        assert!(!config.channel.namespaces.is_empty());
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn example_file_writes_every_key() {
+        fn keys(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+            for (key, value) in table {
+                let path = format!("{prefix}{key}");
+                out.push(path.clone());
+                if let toml::Value::Table(section) = value {
+                    keys(section, &format!("{path}."), out);
+                }
+            }
+        }
+        let (mut written, mut all) = (Vec::new(), Vec::new());
+        let mut example: toml::Table = EXAMPLE.parse().unwrap();
+        // Namespace keys left out are at their defaults: compare the rest.
+        example["channel"]
+            .as_table_mut()
+            .unwrap()
+            .insert("namespaces".into(), toml::Value::Array(Vec::new()));
+        keys(&example, "", &mut written);
+        keys(
+            &toml::Table::try_from(Config::default()).unwrap(),
+            "",
+            &mut all,
+        );
+        assert_eq!(written, all);
+    }
+
+    #[test]
+    fn example_namespaces_are_as_described() {
+        let config = Config::from_toml_str(EXAMPLE).unwrap();
+        let sys = config.channel.namespace_options("sys").unwrap();
+        assert!(sys.allow_subscribe_for_anonymous && sys.allow_subscribe_for_client);
+        assert!(!sys.allow_publish_for_subscriber && !sys.allow_publish_for_client);
+        let chat = config.channel.namespace_options("chat").unwrap();
+        assert_eq!(chat.history_size, 100);
+        assert_eq!(chat.history_ttl, Duration::from_secs(300));
+        assert!(chat.force_recovery && chat.presence && chat.join_leave);
+        assert!(chat.allow_subscribe_for_client && chat.allow_publish_for_subscriber);
+    }
+
+    #[test]
+    fn namespace_options_by_name() {
+        let mut channel = ChannelConfig::default();
+        channel.without_namespace.presence = true;
+        channel.namespaces.clear();
+        channel.namespaces.push(Namespace {
+            name: "chat".into(),
+            options: NamespaceOptions {
+                history_size: 5,
+                ..NamespaceOptions::default()
+            },
+        });
+        assert!(channel.namespace_options("").unwrap().presence);
+        assert_eq!(channel.namespace_options("chat").unwrap().history_size, 5);
+        assert!(channel.namespace_options("Chat").is_none());
+        assert!(channel.namespace_options("sys").is_none());
     }
 }

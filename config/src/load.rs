@@ -76,6 +76,9 @@ impl Config {
 
     /// The configuration as a TOML document, durations written like `"25s"`; reading it
     /// back with [`Config::from_toml_str`] gives an equal configuration.
+    ///
+    /// The TOML writer accepts every value a `Config` can hold (it writes even an integer
+    /// above 2^63 - 1 as digits), so the error is not expected in practice.
     pub fn to_toml_string(&self) -> Result<String, ConfigError> {
         toml::to_string(self).map_err(|e| ConfigError::NotRepresentable(e.to_string()))
     }
@@ -111,8 +114,8 @@ impl Config {
             origin: origin.clone(),
             reason,
         };
-        let mut table = Table::try_from(&*self)
-            .map_err(|e| ConfigError::NotRepresentable(e.to_string()))?;
+        let mut table =
+            Table::try_from(&*self).map_err(|e| ConfigError::NotRepresentable(e.to_string()))?;
         let Some(slot) = leaf_mut(&mut table, key_path) else {
             return Err(ConfigError::UnknownKey {
                 key: key_path.to_owned(),
@@ -305,6 +308,7 @@ impl Walk<'_> {
         let key = error.span().and_then(|span| {
             self.spans
                 .iter()
+                .rev() // deeper entries come later: on equal spans, they win
                 .filter(|(_, value)| value.contains(&span.start))
                 .min_by_key(|(_, value)| value.len())
         });
@@ -327,5 +331,532 @@ impl Walk<'_> {
             file: self.file.to_owned(),
             line: Some(line),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::LogFormat;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn from_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load(None, vars(pairs))
+    }
+
+    fn env_ok(pairs: &[(&str, &str)]) -> Config {
+        from_env(pairs).unwrap_or_else(|e| panic!("{pairs:?} should load: {e}"))
+    }
+
+    fn file_err(text: &str) -> ConfigError {
+        match parse_file(text, "rootcast.toml") {
+            Ok(config) => panic!("should be rejected, got {config:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// The key and line of a `BadValue` from a file, and its reason.
+    fn bad_file_value(text: &str) -> (String, usize, String) {
+        match file_err(text) {
+            ConfigError::BadValue {
+                key,
+                origin: Origin::File {
+                    line: Some(line), ..
+                },
+                reason,
+            } => (key, line, reason),
+            other => panic!("expected a bad value with a line, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_file_and_no_env_give_the_defaults() {
+        assert_eq!(Config::from_toml_str("").unwrap(), Config::default());
+        assert_eq!(env_ok(&[]), Config::default());
+    }
+
+    #[test]
+    fn file_values_override_defaults() {
+        let config = Config::from_toml_str(
+            "[http]\naddress = \"0.0.0.0:9000\"\n\
+             [client]\nping_interval = \"1m30s\"\nallowed_origins = [\"https://a.example\"]\n\
+             [client.token]\nissuer = \"me\"\n\
+             [[channel.namespaces]]\nname = \"chat\"\npresence = true\n",
+        )
+        .unwrap();
+        assert_eq!(config.http.address, "0.0.0.0:9000");
+        assert_eq!(config.client.ping_interval, Duration::from_secs(90));
+        assert_eq!(config.client.allowed_origins, ["https://a.example"]);
+        assert_eq!(config.client.token.issuer, "me");
+        assert_eq!(config.channel.namespaces[0].name, "chat");
+        assert!(config.channel.namespaces[0].options.presence);
+        assert_eq!(
+            config.client.pong_timeout,
+            Duration::from_secs(8),
+            "untouched"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_file_names_the_full_path_file_and_line() {
+        let error = file_err("[http]\naddress = \"127.0.0.1:1\"\n\n[client]\ntokn = 1\n");
+        assert_eq!(
+            error.to_string(),
+            r#"unknown key "client.tokn" in rootcast.toml line 5"#
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_found_at_every_depth() {
+        let key_of = |text: &str| match file_err(text) {
+            ConfigError::UnknownKey { key, .. } => key,
+            other => panic!("expected an unknown key, got {other:?}"),
+        };
+        assert_eq!(key_of("htp = 1"), "htp");
+        assert_eq!(key_of("[client.token]\nhmac = \"x\""), "client.token.hmac");
+        assert_eq!(key_of("client.token.hmac = \"x\""), "client.token.hmac");
+        assert_eq!(
+            key_of("[channel.without_namespace]\npresense = true"),
+            "channel.without_namespace.presense"
+        );
+        assert_eq!(
+            key_of(
+                "[[channel.namespaces]]\nname = \"a\"\n[[channel.namespaces]]\nname = \"b\"\nhistory = 1"
+            ),
+            "channel.namespaces[1].history"
+        );
+        assert_eq!(
+            key_of("[channel]\nnamespaces = [{ name = \"a\", tokn = 1 }]"),
+            "channel.namespaces[0].tokn"
+        );
+    }
+
+    #[test]
+    fn bad_types_in_file_name_the_key_line_and_what_is_expected() {
+        let (key, line, reason) = bad_file_value("[client]\n\nping_interval = 25\n");
+        assert_eq!((key.as_str(), line), ("client.ping_interval", 3));
+        assert!(
+            reason.contains(r#"expected a duration string such as "25s""#),
+            "{reason}"
+        );
+
+        let (key, line, reason) = bad_file_value("[client]\nping_interval = \"25x\"\n");
+        assert_eq!((key.as_str(), line), ("client.ping_interval", 2));
+        assert!(reason.contains(r#"unknown unit "x""#), "{reason}");
+
+        let (key, _, reason) = bad_file_value("[http_api]\ninsecure = \"yes\"\n");
+        assert_eq!(key, "http_api.insecure");
+        assert!(reason.contains("expected a boolean"), "{reason}");
+
+        let (key, _, reason) = bad_file_value("[log]\nformat = \"xml\"\n");
+        assert_eq!(key, "log.format");
+        assert!(reason.contains("`text` or `json`"), "{reason}");
+
+        let (key, _, reason) = bad_file_value("[client]\nqueue_max_size = -1\n");
+        assert_eq!(key, "client.queue_max_size");
+        assert!(reason.contains("expected usize"), "{reason}");
+
+        let (key, _, reason) = bad_file_value("[client]\ncommand_rate_limit = 5000000000\n");
+        assert_eq!(key, "client.command_rate_limit");
+        assert!(reason.contains("expected u32"), "{reason}");
+
+        let (key, _, reason) = bad_file_value("client = 5\n");
+        assert_eq!(key, "client");
+        assert!(reason.contains("expected struct ClientConfig"), "{reason}");
+
+        let (key, _, _) = bad_file_value("[client]\nallowed_origins = \"https://a.example\"\n");
+        assert_eq!(key, "client.allowed_origins");
+    }
+
+    #[test]
+    fn bad_namespace_fields_name_the_field_not_just_the_namespace() {
+        let (key, line, reason) =
+            bad_file_value("[[channel.namespaces]]\nname = \"chat\"\nhistory_ttl = 300\n");
+        assert_eq!(
+            (key.as_str(), line),
+            ("channel.namespaces[0].history_ttl", 3)
+        );
+        assert!(reason.contains("expected a duration"), "{reason}");
+
+        let (key, _, reason) = bad_file_value("[[channel.namespaces]]\nname = 7\n");
+        assert_eq!(key, "channel.namespaces[0].name");
+        assert!(reason.contains("expected a string"), "{reason}");
+
+        let (key, line, reason) =
+            bad_file_value("[http]\n[[channel.namespaces]]\npresence = true\n");
+        assert_eq!((key.as_str(), line), ("channel.namespaces[0]", 2));
+        assert!(reason.contains("missing field `name`"), "{reason}");
+
+        let (key, _, _) = bad_file_value("[channel]\nnamespaces = [5]\n");
+        assert_eq!(key, "channel.namespaces[0]");
+    }
+
+    #[test]
+    fn invalid_toml_is_a_parse_error_with_the_position() {
+        let error = file_err("[client\nping_interval = \"25s\"\n");
+        let ConfigError::Parse { file, message } = &error else {
+            panic!("expected a parse error, got {error:?}");
+        };
+        assert_eq!(file, "rootcast.toml");
+        assert!(message.contains("line 1"), "{message}");
+    }
+
+    #[test]
+    fn load_reads_the_file_then_applies_env_on_top() {
+        let path =
+            std::env::temp_dir().join(format!("rootcast-config-test-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[http]\naddress = \"0.0.0.0:9000\"\n[client]\nchannel_limit = 5\n",
+        )
+        .unwrap();
+        let loaded = Config::load(
+            Some(&path),
+            vars(&[("ROOTCAST_CLIENT_CHANNEL_LIMIT", "7"), ("HOME", "/root")]),
+        );
+        std::fs::remove_file(&path).unwrap();
+        let config = loaded.unwrap();
+        assert_eq!(config.http.address, "0.0.0.0:9000", "from the file");
+        assert_eq!(config.client.channel_limit, 7, "the env overrides the file");
+    }
+
+    #[test]
+    fn load_names_a_file_it_cannot_read() {
+        let path = Path::new("/nonexistent/rootcast.toml");
+        let error = Config::load(Some(path), vars(&[])).unwrap_err();
+        assert!(matches!(&error, ConfigError::Read { path: p, .. } if p == path));
+        assert!(error.to_string().contains("/nonexistent/rootcast.toml"));
+    }
+
+    #[test]
+    fn load_names_the_file_in_errors() {
+        let path = std::env::temp_dir().join(format!(
+            "rootcast-config-test-bad-{}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&path, "[client]\ntokn = 1\n").unwrap();
+        let loaded = Config::load(Some(&path), vars(&[]));
+        std::fs::remove_file(&path).unwrap();
+        let message = loaded.unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(r#"unknown key "client.tokn" in {} line 2"#, path.display())
+        );
+    }
+
+    #[test]
+    fn env_strings_at_any_depth() {
+        let config = env_ok(&[
+            ("ROOTCAST_HTTP_ADDRESS", "0.0.0.0:9000"),
+            ("ROOTCAST_CLIENT_TOKEN_HMAC_SECRET_KEY", "s3cret"),
+            ("ROOTCAST_HTTP_API_KEY", "api-key"),
+            ("ROOTCAST_LOG_LEVEL", "rootcast_hub=debug,info"),
+        ]);
+        assert_eq!(config.http.address, "0.0.0.0:9000");
+        assert_eq!(config.client.token.hmac_secret_key, "s3cret");
+        assert_eq!(config.http_api.key, "api-key");
+        assert_eq!(config.log.level, "rootcast_hub=debug,info");
+    }
+
+    #[test]
+    fn env_booleans() {
+        let config = env_ok(&[
+            (
+                "ROOTCAST_CLIENT_ALLOW_ANONYMOUS_CONNECT_WITHOUT_TOKEN",
+                "true",
+            ),
+            ("ROOTCAST_CHANNEL_WITHOUT_NAMESPACE_PRESENCE", "true"),
+            ("ROOTCAST_HTTP_API_INSECURE", "false"),
+        ]);
+        assert!(config.client.allow_anonymous_connect_without_token);
+        assert!(config.channel.without_namespace.presence);
+        assert!(!config.http_api.insecure);
+
+        let error = from_env(&[("ROOTCAST_HTTP_API_INSECURE", "yes")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"bad value for "http_api.insecure" in environment variable ROOTCAST_HTTP_API_INSECURE: expected true or false, got "yes""#
+        );
+    }
+
+    #[test]
+    fn env_integers() {
+        let config = env_ok(&[
+            ("ROOTCAST_CLIENT_QUEUE_MAX_SIZE", "4096"),
+            ("ROOTCAST_CLIENT_COMMAND_RATE_LIMIT", "0"),
+            ("ROOTCAST_CHANNEL_WITHOUT_NAMESPACE_HISTORY_SIZE", " 10 "),
+        ]);
+        assert_eq!(config.client.queue_max_size, 4096);
+        assert_eq!(config.client.command_rate_limit, 0);
+        assert_eq!(config.channel.without_namespace.history_size, 10);
+
+        for (value, expected) in [
+            ("lots", "expected a whole number"),
+            ("1.5", "expected a whole number"),
+            ("-1", "expected usize"),
+        ] {
+            let error = from_env(&[("ROOTCAST_CLIENT_QUEUE_MAX_SIZE", value)]).unwrap_err();
+            let ConfigError::BadValue { key, reason, .. } = &error else {
+                panic!("expected a bad value for {value:?}, got {error:?}");
+            };
+            assert_eq!(key, "client.queue_max_size");
+            assert!(reason.contains(expected), "{value:?}: {reason}");
+        }
+    }
+
+    #[test]
+    fn env_durations() {
+        let config = env_ok(&[
+            ("ROOTCAST_CLIENT_PING_INTERVAL", "30s"),
+            ("ROOTCAST_HTTP_SHUTDOWN_TIMEOUT", "1500ms"),
+            ("ROOTCAST_CHANNEL_WITHOUT_NAMESPACE_HISTORY_TTL", "1h"),
+        ]);
+        assert_eq!(config.client.ping_interval, Duration::from_secs(30));
+        assert_eq!(config.http.shutdown_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            config.channel.without_namespace.history_ttl,
+            Duration::from_secs(3600)
+        );
+
+        let error = from_env(&[("ROOTCAST_CLIENT_PING_INTERVAL", "30")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"bad value for "client.ping_interval" in environment variable ROOTCAST_CLIENT_PING_INTERVAL: duration "30" has no unit (use ms, s, m, h or d)"#
+        );
+    }
+
+    #[test]
+    fn env_enum() {
+        assert_eq!(
+            env_ok(&[("ROOTCAST_LOG_FORMAT", "json")]).log.format,
+            LogFormat::Json
+        );
+        let error = from_env(&[("ROOTCAST_LOG_FORMAT", "JSON")]).unwrap_err();
+        assert!(
+            error.to_string().contains("expected `text` or `json`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn env_lists_comma_separated_or_toml_array() {
+        let config = env_ok(&[(
+            "ROOTCAST_CLIENT_ALLOWED_ORIGINS",
+            "https://a.example, https://b.example,",
+        )]);
+        assert_eq!(
+            config.client.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        let config = env_ok(&[(
+            "ROOTCAST_CLIENT_ALLOWED_ORIGINS",
+            r#"["https://a.example,b", "*"]"#,
+        )]);
+        assert_eq!(config.client.allowed_origins, ["https://a.example,b", "*"]);
+        let config = env_ok(&[("ROOTCAST_CLIENT_ALLOWED_ORIGINS", "")]);
+        assert!(config.client.allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn env_namespaces_as_toml_array_of_inline_tables() {
+        let config = env_ok(&[(
+            "ROOTCAST_CHANNEL_NAMESPACES",
+            r#"[{ name = "chat", history_size = 100, history_ttl = "300s", presence = true }, { name = "sys" }]"#,
+        )]);
+        let namespaces = &config.channel.namespaces;
+        assert_eq!(namespaces.len(), 2);
+        assert_eq!(namespaces[0].name, "chat");
+        assert_eq!(namespaces[0].options.history_size, 100);
+        assert_eq!(namespaces[0].options.history_ttl, Duration::from_secs(300));
+        assert!(namespaces[0].options.presence);
+        assert_eq!(namespaces[1].name, "sys");
+        assert_eq!(namespaces[1].options, NamespaceOptions::default());
+
+        for (value, expected) in [
+            (r#"[{ name = "chat", tokn = 1 }]"#, "unknown field `tokn`"),
+            (
+                r#"[{ name = "chat", history_ttl = 5 }]"#,
+                "expected a duration",
+            ),
+            (r#"[{ presence = true }]"#, "missing field `name`"),
+            (r#"[{ name = "chat" "#, "expected a TOML array"),
+            ("chat", "expected struct Namespace"),
+        ] {
+            let error = from_env(&[("ROOTCAST_CHANNEL_NAMESPACES", value)]).unwrap_err();
+            let ConfigError::BadValue { key, reason, .. } = &error else {
+                panic!("expected a bad value for {value:?}, got {error:?}");
+            };
+            assert_eq!(key, "channel.namespaces");
+            assert!(reason.contains(expected), "{value:?}: {reason}");
+        }
+    }
+
+    #[test]
+    fn unknown_env_var_is_named() {
+        let error = from_env(&[("ROOTCAST_HTTP_ADRESS", "0.0.0.0:1")]).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::UnknownEnvVar { name } if name == "ROOTCAST_HTTP_ADRESS")
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("unknown environment variable ROOTCAST_HTTP_ADRESS:")
+        );
+        // A section is not a key, and ROOTCAST_LOG is not reserved.
+        for name in [
+            "ROOTCAST_LOG",
+            "ROOTCAST_CLIENT",
+            "ROOTCAST_",
+            "ROOTCAST_http_address",
+        ] {
+            let error = from_env(&[(name, "x")]).unwrap_err();
+            assert!(
+                matches!(&error, ConfigError::UnknownEnvVar { name: n } if n == name),
+                "{name}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_file_var_and_other_prefixes_are_ignored() {
+        let config = env_ok(&[
+            (CONFIG_FILE_ENV, "/etc/rootcast.toml"),
+            ("RUST_LOG", "debug"),
+            ("rootcast_http_address", "x"),
+            ("XROOTCAST_HTTP_ADDRESS", "x"),
+        ]);
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn every_key_has_a_distinct_env_var() {
+        let paths = key_paths();
+        assert!(paths.contains(&"client.token.hmac_secret_key".to_owned()));
+        assert!(paths.contains(&"channel.without_namespace.presence".to_owned()));
+        assert!(paths.contains(&NAMESPACES_KEY.to_owned()));
+        assert!(
+            !paths.contains(&"client".to_owned()),
+            "sections are not keys"
+        );
+        let mut names: Vec<String> = paths.iter().map(|path| env_var_name(path)).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), paths.len(), "two key paths share an env var");
+        assert!(!names.contains(&CONFIG_FILE_ENV.to_owned()));
+    }
+
+    #[test]
+    fn every_key_can_be_set_from_the_environment() {
+        // The default value written as text, set back through its variable, must load.
+        let defaults = default_table();
+        for path in key_paths() {
+            let text = match leaf(&defaults, &path) {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            let name = env_var_name(&path);
+            assert_eq!(
+                from_env(&[(name.as_str(), text.as_str())]).unwrap(),
+                Config::default(),
+                "{name}={text}"
+            );
+        }
+    }
+
+    fn leaf<'t>(table: &'t Table, path: &str) -> &'t Value {
+        path.split('.')
+            .try_fold(None::<&Value>, |value, part| match value {
+                None => table.get(part).map(Some),
+                Some(value) => value.get(part).map(Some),
+            })
+            .flatten()
+            .unwrap_or_else(|| panic!("{path} not found"))
+    }
+
+    #[test]
+    fn set_for_cli_flags() {
+        let mut config = Config::default();
+        config.set("http.address", "127.0.0.1:0").unwrap();
+        config.set("client.ping_interval", "1m").unwrap();
+        config.set("http_api.insecure", "true").unwrap();
+        config
+            .set("client.allowed_origins", "https://a.example")
+            .unwrap();
+        assert_eq!(config.http.address, "127.0.0.1:0");
+        assert_eq!(config.client.ping_interval, Duration::from_secs(60));
+        assert!(config.http_api.insecure);
+        assert_eq!(config.client.allowed_origins, ["https://a.example"]);
+    }
+
+    #[test]
+    fn set_keeps_earlier_layers_and_namespaces() {
+        let mut config = Config::from_toml_str(
+            "[[channel.namespaces]]\nname = \"chat\"\nhistory_size = 10\nhistory_ttl = \"1500ms\"\n",
+        )
+        .unwrap();
+        let before = config.clone();
+        config.set("log.level", "debug").unwrap();
+        assert_eq!(config.channel, before.channel);
+        assert_eq!(config.log.level, "debug");
+    }
+
+    #[test]
+    fn set_rejects_unknown_keys_sections_and_bad_values() {
+        let mut config = Config::default();
+        let error = config.set("client.tokn", "x").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"unknown key "client.tokn" on the command line"#
+        );
+        for section in ["client", "client.token", "", "client."] {
+            let error = config.set(section, "x").unwrap_err();
+            assert!(
+                matches!(&error, ConfigError::UnknownKey { key, .. } if key == section),
+                "{section:?}: {error:?}"
+            );
+        }
+        let error = config.set("client.pong_timeout", "soon").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"bad value for "client.pong_timeout" on the command line: duration "soon" must be a whole number followed by a unit, e.g. "25s""#
+        );
+        assert_eq!(config, Config::default(), "failed sets change nothing");
+    }
+
+    #[test]
+    fn to_toml_string_round_trips_and_writes_durations_as_written() {
+        let mut config = Config::from_toml_str(
+            "[client]\nping_interval = \"90s\"\nallowed_origins = [\"*\"]\n\
+             [[channel.namespaces]]\nname = \"chat\"\nhistory_size = 100\nhistory_ttl = \"300s\"\n",
+        )
+        .unwrap();
+        config.http.shutdown_timeout = Duration::from_micros(1_500);
+        let text = config.to_toml_string().unwrap();
+        assert!(text.contains("ping_interval = \"90s\""), "{text}");
+        assert!(text.contains("pong_timeout = \"8s\""), "{text}");
+        assert!(text.contains("history_ttl = \"5m\""), "{text}");
+        assert!(text.contains("shutdown_timeout = \"1500us\""), "{text}");
+        assert!(text.contains("[[channel.namespaces]]"), "{text}");
+        assert_eq!(Config::from_toml_str(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn numbers_above_i64_round_trip_through_text_but_cannot_be_set() {
+        let mut config = Config::default();
+        config.client.queue_max_size = usize::MAX;
+        let text = config.to_toml_string().unwrap();
+        assert_eq!(Config::from_toml_str(&text).unwrap(), config);
+        assert!(matches!(
+            config.set("http.address", "127.0.0.1:0"),
+            Err(ConfigError::NotRepresentable(_))
+        ));
     }
 }

@@ -84,7 +84,8 @@ impl Config {
                 problems.add(key, format!("must be more than 0: {why}"));
             }
         }
-        if !client.pong_timeout.is_zero() && client.pong_timeout >= client.ping_interval {
+        let both_set = !client.pong_timeout.is_zero() && !client.ping_interval.is_zero();
+        if both_set && client.pong_timeout >= client.ping_interval {
             problems.add(
                 "client.pong_timeout",
                 format!(
@@ -105,8 +106,7 @@ impl Config {
                 ),
             );
         }
-        if !(MIN_MESSAGE_SIZE_LIMIT..=MAX_MESSAGE_SIZE_LIMIT).contains(&client.message_size_limit)
-        {
+        if !(MIN_MESSAGE_SIZE_LIMIT..=MAX_MESSAGE_SIZE_LIMIT).contains(&client.message_size_limit) {
             problems.add(
                 "client.message_size_limit",
                 format!(
@@ -234,7 +234,11 @@ fn check_options(options: &NamespaceOptions, path: &str, problems: &mut Problems
                 "is {}{}, shorter than history_ttl ({}): a stream's position would be \
                  forgotten while its publications are still kept",
                 format(meta_ttl),
-                if options.history_meta_ttl.is_zero() { " (the default for 0)" } else { "" },
+                if options.history_meta_ttl.is_zero() {
+                    " (the default for 0)"
+                } else {
+                    ""
+                },
                 format(ttl)
             ),
         );
@@ -302,5 +306,306 @@ impl Problems {
             key: key.into(),
             reason: reason.into(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Namespace;
+
+    fn problems(config: &Config) -> Vec<Problem> {
+        match config.validate() {
+            Ok(()) => Vec::new(),
+            Err(ConfigError::Invalid { problems }) => problems,
+            Err(other) => panic!("validate returned {other:?}"),
+        }
+    }
+
+    /// Applies `change` to the defaults and returns the one problem it causes.
+    fn only_problem(change: impl FnOnce(&mut Config)) -> Problem {
+        let mut config = Config::default();
+        change(&mut config);
+        match problems(&config).as_slice() {
+            [problem] => problem.clone(),
+            other => panic!("expected exactly one problem, got {other:#?}"),
+        }
+    }
+
+    fn assert_rejects(key: &str, reason_part: &str, change: impl FnOnce(&mut Config)) {
+        let problem = only_problem(change);
+        assert_eq!(problem.key, key, "{problem}");
+        assert!(problem.reason.contains(reason_part), "{problem}");
+    }
+
+    fn namespace(name: &str, change: impl FnOnce(&mut NamespaceOptions)) -> Namespace {
+        let mut options = NamespaceOptions::default();
+        change(&mut options);
+        Namespace {
+            name: name.to_owned(),
+            options,
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(problems(&Config::default()), []);
+    }
+
+    #[test]
+    fn address_must_be_a_socket_address() {
+        assert_rejects(
+            "http.address",
+            "\"localhost:8000\" is not an IP address",
+            |c| c.http.address = "localhost:8000".into(),
+        );
+        assert_rejects("http.address", "not an IP address", |c| {
+            c.http.address = "127.0.0.1".into()
+        });
+        let mut config = Config::default();
+        config.http.address = "[::1]:0".into();
+        assert_eq!(problems(&config), []);
+    }
+
+    #[test]
+    fn durations_that_must_not_be_zero() {
+        assert_rejects("http.shutdown_timeout", "more than 0", |c| {
+            c.http.shutdown_timeout = Duration::ZERO
+        });
+        assert_rejects("client.ping_interval", "more than 0", |c| {
+            c.client.ping_interval = Duration::ZERO
+        });
+        assert_rejects("client.pong_timeout", "more than 0", |c| {
+            c.client.pong_timeout = Duration::ZERO
+        });
+        assert_rejects("client.stale_close_delay", "more than 0", |c| {
+            c.client.stale_close_delay = Duration::ZERO
+        });
+    }
+
+    #[test]
+    fn pong_timeout_must_be_shorter_than_ping_interval() {
+        assert_rejects(
+            "client.pong_timeout",
+            "must be shorter than client.ping_interval (25s is not shorter than 25s)",
+            |c| c.client.pong_timeout = c.client.ping_interval,
+        );
+    }
+
+    #[test]
+    fn client_sizes() {
+        assert_rejects("client.queue_max_size", "at least 1024", |c| {
+            c.client.queue_max_size = 1023
+        });
+        assert_rejects("client.message_size_limit", "between 256 and", |c| {
+            c.client.message_size_limit = 255
+        });
+        assert_rejects("client.message_size_limit", "got 16777217", |c| {
+            c.client.message_size_limit = 16 * 1024 * 1024 + 1
+        });
+        let mut config = Config::default();
+        config.client.queue_max_size = 1024;
+        config.client.message_size_limit = 16 * 1024 * 1024;
+        assert_eq!(problems(&config), [], "the bounds themselves are accepted");
+    }
+
+    #[test]
+    fn rate_burst_needed_only_with_a_rate_limit() {
+        assert_rejects("client.command_rate_burst", "at least 1", |c| {
+            c.client.command_rate_burst = 0
+        });
+        let mut config = Config::default();
+        config.client.command_rate_limit = 0;
+        config.client.command_rate_burst = 0;
+        assert_eq!(problems(&config), []);
+    }
+
+    #[test]
+    fn public_keys_must_look_like_pem() {
+        const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n";
+        assert_rejects("client.token.rsa_public_key", "PEM public key", |c| {
+            c.client.token.rsa_public_key = "MIIBIjANBg".into()
+        });
+        assert_rejects("client.token.ecdsa_public_key", "PEM public key", |c| {
+            c.client.token.ecdsa_public_key =
+                "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----".into()
+        });
+        assert_rejects("client.token.ecdsa_public_key", "PEM public key", |c| {
+            c.client.token.ecdsa_public_key =
+                "-----BEGIN RSA PUBLIC KEY-----\nMII\n-----END RSA PUBLIC KEY-----".into()
+        });
+        let mut config = Config::default();
+        config.client.token.rsa_public_key =
+            "-----BEGIN RSA PUBLIC KEY-----\nMII\n-----END RSA PUBLIC KEY-----".into();
+        config.client.token.ecdsa_public_key = PEM.into();
+        assert_eq!(problems(&config), []);
+    }
+
+    #[test]
+    fn log_level_must_not_be_empty() {
+        assert_rejects("log.level", "must not be empty", |c| {
+            c.log.level = " ".into()
+        });
+    }
+
+    #[test]
+    fn channel_max_length_bounds() {
+        assert_rejects("channel.max_length", "between 1 and 1024, got 0", |c| {
+            c.channel.max_length = 0
+        });
+        assert_rejects("channel.max_length", "got 1025", |c| {
+            c.channel.max_length = 1025
+        });
+    }
+
+    #[test]
+    fn namespace_names() {
+        assert_rejects("channel.namespaces[0].name", "must not be empty", |c| {
+            c.channel.namespaces = vec![namespace("", |_| {})]
+        });
+        assert_rejects(
+            "channel.namespaces[1].name",
+            "\"chat:room\" may contain only ASCII letters, digits",
+            |c| {
+                c.channel.namespaces =
+                    vec![namespace("ok_1-A", |_| {}), namespace("chat:room", |_| {})]
+            },
+        );
+        assert_rejects(
+            "channel.namespaces[2].name",
+            "\"chat\" is already the name of channel.namespaces[0]",
+            |c| {
+                c.channel.namespaces = ["chat", "sys", "chat"]
+                    .iter()
+                    .map(|name| namespace(name, |_| {}))
+                    .collect()
+            },
+        );
+    }
+
+    #[test]
+    fn history_needs_both_size_and_ttl_and_names_the_missing_one() {
+        assert_rejects(
+            "channel.without_namespace.history_ttl",
+            "is missing while history_size is 10",
+            |c| c.channel.without_namespace.history_size = 10,
+        );
+        assert_rejects(
+            "channel.namespaces[0].history_size",
+            "is missing while history_ttl is 5m",
+            |c| {
+                c.channel.namespaces = vec![namespace("chat", |o| {
+                    o.history_ttl = Duration::from_secs(300)
+                })]
+            },
+        );
+    }
+
+    #[test]
+    fn history_must_not_outlive_its_meta() {
+        assert_rejects(
+            "channel.without_namespace.history_meta_ttl",
+            "is 30d (the default for 0), shorter than history_ttl (31d)",
+            |c| {
+                let o = &mut c.channel.without_namespace;
+                o.history_size = 1;
+                o.history_ttl = Duration::from_secs(31 * 86_400);
+            },
+        );
+        assert_rejects(
+            "channel.without_namespace.history_meta_ttl",
+            "is 1m, shorter than history_ttl (2m)",
+            |c| {
+                let o = &mut c.channel.without_namespace;
+                o.history_size = 1;
+                o.history_ttl = Duration::from_secs(120);
+                o.history_meta_ttl = Duration::from_secs(60);
+            },
+        );
+    }
+
+    #[test]
+    fn recovery_needs_history() {
+        assert_rejects(
+            "channel.without_namespace.force_recovery",
+            "needs history",
+            |c| c.channel.without_namespace.force_recovery = true,
+        );
+        assert_rejects(
+            "channel.namespaces[0].allow_recovery",
+            "needs history",
+            |c| c.channel.namespaces = vec![namespace("chat", |o| o.allow_recovery = true)],
+        );
+        let mut config = Config::default();
+        let o = &mut config.channel.without_namespace;
+        o.force_recovery = true;
+        o.allow_recovery = true;
+        o.history_size = 10;
+        o.history_ttl = Duration::from_secs(60);
+        assert_eq!(problems(&config), []);
+    }
+
+    #[test]
+    fn anonymous_permissions_need_a_base_permission() {
+        assert_rejects(
+            "channel.without_namespace.allow_publish_for_anonymous",
+            "needs allow_publish_for_subscriber or allow_publish_for_client",
+            |c| c.channel.without_namespace.allow_publish_for_anonymous = true,
+        );
+        assert_rejects(
+            "channel.namespaces[0].allow_presence_for_anonymous",
+            "needs allow_presence_for_subscriber or allow_presence_for_client",
+            |c| {
+                c.channel.namespaces =
+                    vec![namespace("a", |o| o.allow_presence_for_anonymous = true)]
+            },
+        );
+        assert_rejects(
+            "channel.without_namespace.allow_history_for_anonymous",
+            "needs allow_history_for_subscriber or allow_history_for_client",
+            |c| c.channel.without_namespace.allow_history_for_anonymous = true,
+        );
+        let mut config = Config::default();
+        let o = &mut config.channel.without_namespace;
+        o.allow_publish_for_anonymous = true;
+        o.allow_publish_for_subscriber = true;
+        o.allow_presence_for_anonymous = true;
+        o.allow_presence_for_client = true;
+        assert_eq!(problems(&config), []);
+    }
+
+    #[test]
+    fn reports_several_problems_at_once_each_on_its_own_line() {
+        let mut config = Config::default();
+        config.http.address = "nowhere".into();
+        config.client.pong_timeout = Duration::from_secs(30);
+        config.log.level = String::new();
+        config.channel.namespaces = vec![namespace("chat", |o| o.history_size = 100)];
+        let error = config.validate().unwrap_err();
+        let ConfigError::Invalid { problems } = &error else {
+            panic!("expected Invalid, got {error:?}");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "http.address",
+                "log.level",
+                "client.pong_timeout",
+                "channel.namespaces[0].history_ttl"
+            ]
+        );
+        let text = error.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines[0], "invalid configuration:");
+        assert!(
+            lines[1].starts_with("  - http.address: \"nowhere\""),
+            "{text}"
+        );
+        assert!(
+            lines[4].starts_with("  - channel.namespaces[0].history_ttl: "),
+            "{text}"
+        );
     }
 }
