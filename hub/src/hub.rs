@@ -151,6 +151,7 @@ impl Hub {
         };
         let mut delivered = 0u64;
         let mut slow = 0u64;
+        let mut dropped = 0u64;
         for sub in &subs.conns {
             if join_leave && !sub.join_leave {
                 continue;
@@ -161,7 +162,10 @@ impl Hub {
             };
             match pushed {
                 Pushed::Queued => delivered += 1,
-                Pushed::Overflow => slow += 1,
+                Pushed::Overflow { dropped: frames } => {
+                    slow += 1;
+                    dropped += frames as u64;
+                }
                 Pushed::Closed => {}
             }
         }
@@ -169,6 +173,7 @@ impl Hub {
         self.metrics.messages_out.inc_by(delivered);
         if slow > 0 {
             self.metrics.slow_disconnects.inc_by(slow);
+            self.metrics.queue_drops.inc_by(dropped);
         }
     }
 }

@@ -51,8 +51,9 @@ pub enum Pushed {
     Queued,
     /// The connection is closing; the frame was dropped.
     Closed,
-    /// This frame would have passed the cap: the connection is now closing as slow.
-    Overflow,
+    /// This frame would have passed the cap: the connection is now closing as slow, and
+    /// `dropped` queued frames (this one included) were thrown away.
+    Overflow { dropped: usize },
 }
 
 /// What the connection task takes from the queue in one go.
@@ -115,11 +116,12 @@ impl Outbound {
             return Pushed::Closed;
         }
         if state.queued_bytes + frame.len() > self.cap {
+            let dropped = state.frames.len() + 1;
             state.frames.clear();
             state.queued_bytes = 0;
             state.syncing = None;
             state.closing = Some(Disconnect::SLOW.into());
-            return Pushed::Overflow;
+            return Pushed::Overflow { dropped };
         }
         state.queued_bytes += frame.len();
         state.frames.push_back(frame);
@@ -280,7 +282,7 @@ mod tests {
     fn overflow_closes_as_slow_and_drops_queue() {
         let out = Outbound::new(10);
         assert_eq!(out.push(frame("123456")), Pushed::Queued);
-        assert_eq!(out.push(frame("123456")), Pushed::Overflow);
+        assert_eq!(out.push(frame("123456")), Pushed::Overflow { dropped: 2 });
         assert_eq!(out.push(frame("1")), Pushed::Closed);
         let drained = out.drain(100);
         assert!(drained.payload.is_empty());

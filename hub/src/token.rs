@@ -236,6 +236,53 @@ mod tests {
         assert!(verifier.connection(&sign(json!({"sub":"a"}), "secret")).is_err());
     }
 
+    fn sign_with(alg: Algorithm, key: jsonwebtoken::EncodingKey, claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, &key).unwrap()
+    }
+
+    fn asymmetric_verifier() -> TokenVerifier {
+        TokenVerifier::new(&TokenConfig {
+            rsa_public_key: include_str!("../testdata/rsa-public.pem").into(),
+            ecdsa_public_key: include_str!("../testdata/ec-p256-public.pem").into(),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn accepts_rs256_and_es256_with_configured_keys() {
+        let rsa = jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../testdata/rsa-private.pem")).unwrap();
+        let ec = jsonwebtoken::EncodingKey::from_ec_pem(include_bytes!("../testdata/ec-p256-private.pem")).unwrap();
+        let verifier = asymmetric_verifier();
+        let token = sign_with(Algorithm::RS256, rsa, json!({"sub":"r"}));
+        assert_eq!(verifier.connection(&token).unwrap().sub, "r");
+        let token = sign_with(Algorithm::ES256, ec, json!({"sub":"e"}));
+        assert_eq!(verifier.connection(&token).unwrap().sub, "e");
+        // No HMAC secret configured: an HS256 token is refused.
+        assert!(verifier.connection(&sign(json!({"sub":"h"}), "secret")).is_err());
+    }
+
+    #[test]
+    fn rejects_a_token_signed_by_another_rsa_key_or_tampered() {
+        let rsa = jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../testdata/rsa-private.pem")).unwrap();
+        let token = sign_with(Algorithm::RS256, rsa, json!({"sub":"r"}));
+        // Swap the payload for another user's: the signature no longer matches.
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged_payload = "eyJzdWIiOiJhZG1pbiJ9"; // {"sub":"admin"}
+        parts[1] = forged_payload;
+        let forged = parts.join(".");
+        assert!(matches!(asymmetric_verifier().connection(&forged), Err(TokenError::Invalid(_))));
+    }
+
+    #[test]
+    fn rejects_a_malformed_public_key() {
+        let result = TokenVerifier::new(&TokenConfig {
+            rsa_public_key: "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----".into(),
+            ..Default::default()
+        });
+        assert!(result.is_err());
+    }
+
     #[test]
     fn expire_at_overrides_exp() {
         let token = sign(json!({"sub":"a","exp":now()+60,"expire_at":0}), "secret");
