@@ -58,7 +58,11 @@ where
             }
             message = socket.next() => match message {
                 Some(Ok(Message::Text(text))) => {
-                    if let Err(disconnect) = session.handle_frame(text.as_bytes(), Instant::now()).await {
+                    // Boxed, like the other rare paths below, so the large state of command
+                    // handling is allocated only while a command runs, not for the whole
+                    // life of an idle connection's task.
+                    let handling = Box::pin(session.handle_frame(text.as_bytes(), Instant::now()));
+                    if let Err(disconnect) = handling.await {
                         handle.outbound.close(disconnect);
                     }
                 }
@@ -75,7 +79,7 @@ where
                 }
             },
             () = &mut timer => {
-                if let Err(disconnect) = session.on_timer(Instant::now()).await {
+                if let Err(disconnect) = Box::pin(session.on_timer(Instant::now())).await {
                     handle.outbound.close(disconnect);
                 }
             }
@@ -92,7 +96,7 @@ where
             .inc();
         let _ = tokio::time::timeout(WRITE_TIMEOUT, send_close(&mut socket, disconnect)).await;
     }
-    session.close().await;
+    Box::pin(session.close()).await;
     node.metrics.connections.dec();
 }
 
@@ -108,7 +112,7 @@ where
 {
     let drained = handle.outbound.drain(MAX_WRITE_BYTES);
     for control in drained.control {
-        if let Err(disconnect) = session.on_control(control).await {
+        if let Err(disconnect) = Box::pin(session.on_control(control)).await {
             handle.outbound.close(disconnect);
         }
     }
