@@ -11,7 +11,11 @@ use rootcast_config::{Config, LogFormat};
 use rootcast_hub::{Node, RpcRegistry};
 
 #[derive(Parser)]
-#[command(name = "rootcast", version, about = "Real-time event and livestream broadcasting hub")]
+#[command(
+    name = "rootcast",
+    version,
+    about = "Real-time event and livestream broadcasting hub"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -120,7 +124,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => {
-            let config = ConfigSource { config: Some(file.clone()) }.load()?;
+            let config = ConfigSource {
+                config: Some(file.clone()),
+            }
+            .load()?;
             config
                 .validate()
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -154,7 +161,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn issue_token(secret: &str, user: &str, ttl: u64, channel: Option<&str>) -> anyhow::Result<String> {
+fn issue_token(
+    secret: &str,
+    user: &str,
+    ttl: u64,
+    channel: Option<&str>,
+) -> anyhow::Result<String> {
     let mut claims = serde_json::json!({ "sub": user });
     if ttl > 0 {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
@@ -217,7 +229,12 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         for line in &generated {
             println!("  {line}");
         }
-        if let Ok(token) = issue_token(&config.client.token.hmac_secret_key, "demo", 24 * 3600, None) {
+        if let Ok(token) = issue_token(
+            &config.client.token.hmac_secret_key,
+            "demo",
+            24 * 3600,
+            None,
+        ) {
             println!("  a connection token for user \"demo\", valid 24 h: {token}");
         }
     }

@@ -55,6 +55,9 @@ struct UserChannelRequest {
     channel: String,
     #[serde(default)]
     client: Option<String>,
+    /// For `subscribe`: handed to the client in the `subscribe` push.
+    #[serde(default)]
+    data: Option<RawJson>,
 }
 
 #[derive(Deserialize)]
@@ -118,7 +121,11 @@ impl IntoResponse for ApiReply {
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiReply> {
-    let body = if body.is_empty() { b"{}".as_slice() } else { body };
+    let body = if body.is_empty() {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| ApiReply::BadBody(e.to_string()))
 }
 
@@ -207,7 +214,11 @@ async fn call(node: &Node, method: &str, body: &[u8]) -> Result<ApiReply, ApiRep
                 tags: req.tags,
                 idempotency_key: req.idempotency_key,
             };
-            answer(node.publish(&req.channel, req.data, options).await)
+            answer(
+                node.publish(&req.channel, req.data, options)
+                    .await
+                    .map(position_json),
+            )
         }
         "broadcast" => {
             let req: BroadcastRequest = parse(body)?;
@@ -219,7 +230,7 @@ async fn call(node: &Node, method: &str, body: &[u8]) -> Result<ApiReply, ApiRep
                     idempotency_key: req.idempotency_key.clone(),
                 };
                 let response = match node.publish(channel, req.data.clone(), options).await {
-                    Ok(position) => json!({ "result": position }),
+                    Ok(position) => json!({ "result": position_json(position) }),
                     Err(error) => json!({ "error": error }),
                 };
                 responses.push(response);
@@ -229,8 +240,13 @@ async fn call(node: &Node, method: &str, body: &[u8]) -> Result<ApiReply, ApiRep
         "subscribe" => {
             let req: UserChannelRequest = parse(body)?;
             answer(
-                node.subscribe_user(&req.user, &req.channel, req.client.as_deref())
-                    .map(|_| json!({})),
+                node.subscribe_user(
+                    &req.user,
+                    &req.channel,
+                    req.client.as_deref(),
+                    req.data.as_ref(),
+                )
+                .map(|_| json!({})),
             )
         }
         "unsubscribe" => {
@@ -242,6 +258,9 @@ async fn call(node: &Node, method: &str, body: &[u8]) -> Result<ApiReply, ApiRep
         }
         "disconnect" => {
             let req: DisconnectRequest = parse(body)?;
+            if req.user.is_empty() {
+                return Err(ApiReply::Error(ClientError::BAD_REQUEST));
+            }
             let disconnect = match req.disconnect {
                 Some(spec) if !(3000..=4999).contains(&spec.code) => {
                     return Err(ApiReply::Error(ClientError::BAD_REQUEST));
@@ -254,11 +273,12 @@ async fn call(node: &Node, method: &str, body: &[u8]) -> Result<ApiReply, ApiRep
         }
         "presence" => {
             let req: ChannelOnly = parse(body)?;
-            answer(
-                node.presence(&req.channel)
-                    .await
-                    .map(|presence| PresenceResult { presence: &presence }.to_json()),
-            )
+            answer(node.presence(&req.channel).await.map(|presence| {
+                PresenceResult {
+                    presence: &presence,
+                }
+                .to_json()
+            }))
         }
         "presence_stats" => {
             let req: ChannelOnly = parse(body)?;
@@ -267,14 +287,18 @@ async fn call(node: &Node, method: &str, body: &[u8]) -> Result<ApiReply, ApiRep
         "history" => {
             let req: HistoryRequest = parse(body)?;
             let filter = history_filter(req.limit, req.since, req.reverse);
-            answer(node.history(&req.channel, filter).await.map(|(publications, position)| {
-                HistoryResult {
-                    publications: &publications,
-                    epoch: &position.epoch,
-                    offset: position.offset,
-                }
-                .to_json()
-            }))
+            answer(
+                node.history(&req.channel, filter)
+                    .await
+                    .map(|(publications, position)| {
+                        HistoryResult {
+                            publications: &publications,
+                            epoch: &position.epoch,
+                            offset: position.offset,
+                        }
+                        .to_json()
+                    }),
+            )
         }
         "history_remove" => {
             let req: ChannelOnly = parse(body)?;
@@ -293,6 +317,14 @@ async fn call(node: &Node, method: &str, body: &[u8]) -> Result<ApiReply, ApiRep
         "info" => ApiReply::Result(json!({ "nodes": [node.info()] })),
         _ => ApiReply::Error(ClientError::METHOD_NOT_FOUND),
     })
+}
+
+/// A publish result: `{offset, epoch}`, or `{}` for a publication not kept in history.
+fn position_json(position: Option<StreamPosition>) -> Value {
+    match position {
+        Some(position) => json!({ "offset": position.offset, "epoch": position.epoch }),
+        None => json!({}),
+    }
 }
 
 /// `*` matches any run of characters; an empty pattern matches everything.

@@ -9,8 +9,10 @@
 //! - **Ordering per channel**: the [`BrokerEvents`] handler sees the publications of one
 //!   channel in offset order, each once, and never two calls for the same channel at the
 //!   same time.
-//! - **Offsets**: a channel's publications get offsets 1, 2, 3, … with no gap within an
-//!   epoch; [`Broker::publish`] returns the position it assigned. The epoch changes
+//! - **Offsets**: a channel's publications kept in history get offsets 1, 2, 3, … with no
+//!   gap within an epoch; [`Broker::publish`] returns the position it assigned. A
+//!   publication not kept (no history, or `skip_history`) gets no offset (0) and no
+//!   position, and does not move the stream. The epoch changes
 //!   whenever the broker may have lost the stream (restart of an in-memory broker, expiry
 //!   of the stream's meta, data loss in Redis).
 //! - **History**: the newest `history_size` publications younger than `history_ttl` are
@@ -81,14 +83,15 @@ pub trait Broker: Send + Sync + 'static {
     /// This node has no subscriber in `channel` any more.
     async fn unsubscribe(&self, channel: &str) -> Result<(), BrokerError>;
 
-    /// Assigns the next offset, keeps the publication in history per `options`, and
-    /// delivers it to every node subscribed to the channel.
+    /// Keeps the publication in history per `options` with the next offset, and
+    /// delivers it to every node subscribed to the channel. Returns the position, or
+    /// `None` when the publication was not kept in history.
     async fn publish(
         &self,
         channel: &str,
         publication: Publication,
         options: &PublishOptions,
-    ) -> Result<StreamPosition, BrokerError>;
+    ) -> Result<Option<StreamPosition>, BrokerError>;
 
     async fn publish_join(&self, channel: &str, info: &ClientInfo) -> Result<(), BrokerError>;
 

@@ -28,7 +28,7 @@ pub struct MemoryBroker {
 #[derive(Default)]
 struct Shard {
     streams: HashMap<String, ChannelStream>,
-    idempotent: HashMap<(String, String), (Instant, StreamPosition)>,
+    idempotent: HashMap<(String, String), (Instant, Option<StreamPosition>)>,
 }
 
 impl Default for MemoryBroker {
@@ -119,20 +119,22 @@ impl Broker for MemoryBroker {
         channel: &str,
         publication: Publication,
         options: &PublishOptions,
-    ) -> Result<StreamPosition, BrokerError> {
+    ) -> Result<Option<StreamPosition>, BrokerError> {
         let now = Instant::now();
         let mut shard = self.shard(channel);
         if let Some(key) = &options.idempotency_key {
             shard.idempotent.retain(|_, (expires, _)| *expires > now);
-            if let Some((_, position)) = shard.idempotent.get(&(channel.to_owned(), key.clone()))
-            {
+            if let Some((_, position)) = shard.idempotent.get(&(channel.to_owned(), key.clone())) {
                 return Ok(position.clone());
             }
         }
         let mut limits = options.limits();
         limits.meta_ttl = meta_ttl_or_default(limits.meta_ttl);
-        let stream = stream_for(&mut shard, channel, now, limits.meta_ttl);
-        let (publication, position) = stream.append(publication, now, limits);
+        let (publication, position) = if limits.size > 0 && !limits.ttl.is_zero() {
+            stream_for(&mut shard, channel, now, limits.meta_ttl).append(publication, now, limits)
+        } else {
+            (Arc::new(publication), None)
+        };
         if let Some(key) = &options.idempotency_key {
             shard.idempotent.insert(
                 (channel.to_owned(), key.clone()),

@@ -82,10 +82,19 @@ mod tests {
     #[test]
     fn rejects_bad_names() {
         let config = config();
-        assert_eq!(options_for(&config, "").unwrap_err(), ClientError::BAD_REQUEST);
+        assert_eq!(
+            options_for(&config, "").unwrap_err(),
+            ClientError::BAD_REQUEST
+        );
         let long = "x".repeat(config.max_length + 1);
-        assert_eq!(options_for(&config, &long).unwrap_err(), ClientError::BAD_REQUEST);
-        assert_eq!(options_for(&config, "a\nb").unwrap_err(), ClientError::BAD_REQUEST);
+        assert_eq!(
+            options_for(&config, &long).unwrap_err(),
+            ClientError::BAD_REQUEST
+        );
+        assert_eq!(
+            options_for(&config, "a\nb").unwrap_err(),
+            ClientError::BAD_REQUEST
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::node::{Node, VERSION};
 use crate::outbound::Control;
 use crate::protocol::{
     self, ChannelRequest, ClientInfo, Command, ConnectRequest, ConnectResult, HistoryRequest,
-    HistoryResult, PresenceResult, PublishRequest, Publication, RawJson, RefreshRequest,
+    HistoryResult, PresenceResult, Publication, PublishRequest, RawJson, RefreshRequest,
     RefreshResult, RpcRequest, RpcResult, SubRefreshRequest, SubRefreshResult, SubscribeRequest,
     SubscribeResult,
 };
@@ -101,7 +101,10 @@ fn expiry(unix_expires_at: Option<u64>, now: Instant) -> (Option<Instant>, u32) 
         None => (None, 0),
         Some(at) => {
             let ttl = at.saturating_sub(unix_now());
-            (Some(now + Duration::from_secs(ttl)), ttl.min(u64::from(u32::MAX)) as u32)
+            (
+                Some(now + Duration::from_secs(ttl)),
+                ttl.min(u64::from(u32::MAX)) as u32,
+            )
         }
     }
 }
@@ -110,7 +113,11 @@ impl ClientSession {
     pub fn new(node: Arc<Node>, handle: Arc<ConnHandle>, now: Instant) -> Self {
         let limits = &node.config().client;
         let rate = (limits.command_rate_limit > 0).then(|| {
-            TokenBucket::new(limits.command_rate_limit, limits.command_rate_burst, now.into_std())
+            TokenBucket::new(
+                limits.command_rate_limit,
+                limits.command_rate_burst,
+                now.into_std(),
+            )
         });
         ClientSession {
             node,
@@ -153,7 +160,11 @@ impl ClientSession {
             identity.expires_at.map(|at| at + delay),
         ]
         .into_iter()
-        .chain(self.subscriptions.values().map(|s| s.expires_at.map(|at| at + delay)))
+        .chain(
+            self.subscriptions
+                .values()
+                .map(|s| s.expires_at.map(|at| at + delay)),
+        )
         .flatten()
         .min()
         .unwrap_or(self.created + Duration::from_secs(3600))
@@ -181,12 +192,18 @@ impl ClientSession {
         let expired: Vec<String> = self
             .subscriptions
             .iter()
-            .filter(|(_, s)| s.expires_at.is_some_and(|at| now >= at + client.expired_close_delay))
+            .filter(|(_, s)| {
+                s.expires_at
+                    .is_some_and(|at| now >= at + client.expired_close_delay)
+            })
             .map(|(name, _)| name.clone())
             .collect();
         for channel in expired {
             self.unsubscribe_channel(&channel).await;
-            self.push(protocol::encode_unsubscribe_push(&channel, Unsubscribe::EXPIRED));
+            self.push(protocol::encode_unsubscribe_push(
+                &channel,
+                Unsubscribe::EXPIRED,
+            ));
         }
         if self.next_ping.is_some_and(|at| now >= at) {
             self.push(Bytes::from_static(protocol::PING));
@@ -464,7 +481,9 @@ impl ClientSession {
                 result.expires = ttl > 0;
                 result.ttl = ttl;
                 let reply = protocol::encode_reply(id, "subscribe", &result);
-                self.handle.outbound.finish_sync(&[(channel, covered)], reply);
+                self.handle
+                    .outbound
+                    .finish_sync(&[(channel, covered)], reply);
             }
             Err(error) => self.reply_error(id, &error),
         }
@@ -532,17 +551,27 @@ impl ClientSession {
             });
             result.was_recovering = since.is_some();
             let read = match &since {
-                Some(filter) => match node.broker.history(channel, filter, ns.history_meta_ttl).await {
+                Some(filter) => match node
+                    .broker
+                    .history(channel, filter, ns.history_meta_ttl)
+                    .await
+                {
                     Ok(found) => {
                         result.recovered = true;
                         Ok(found)
                     }
                     Err(crate::broker::BrokerError::Unrecoverable) => {
-                        node.broker.history(channel, &position_only, ns.history_meta_ttl).await
+                        node.broker
+                            .history(channel, &position_only, ns.history_meta_ttl)
+                            .await
                     }
                     Err(e) => Err(e),
                 },
-                None => node.broker.history(channel, &position_only, ns.history_meta_ttl).await,
+                None => {
+                    node.broker
+                        .history(channel, &position_only, ns.history_meta_ttl)
+                        .await
+                }
             };
             match read {
                 Ok((publications, position)) => {
@@ -651,7 +680,10 @@ impl ClientSession {
             tags: None,
         };
         let node = self.node.clone();
-        match node.publish_with(channel, ns, publication, false, None).await {
+        match node
+            .publish_with(channel, ns, publication, false, None)
+            .await
+        {
             Ok(_) => self.reply(id, "publish", &serde_json::json!({})),
             Err(error) => self.reply_error(id, &error),
         }
@@ -660,7 +692,13 @@ impl ClientSession {
 
     /// Whether the client may read presence or history: anonymous clients need the
     /// `…_for_anonymous` option too.
-    fn may_read(&self, channel: &str, for_client: bool, for_subscriber: bool, for_anonymous: bool) -> bool {
+    fn may_read(
+        &self,
+        channel: &str,
+        for_client: bool,
+        for_subscriber: bool,
+        for_anonymous: bool,
+    ) -> bool {
         (!self.user().is_empty() || for_anonymous)
             && (for_client || (for_subscriber && self.subscriptions.contains_key(channel)))
     }
@@ -690,7 +728,13 @@ impl ClientSession {
             }
         } else {
             match self.node.presence(channel).await {
-                Ok(presence) => self.reply(id, "presence", &PresenceResult { presence: &presence }),
+                Ok(presence) => self.reply(
+                    id,
+                    "presence",
+                    &PresenceResult {
+                        presence: &presence,
+                    },
+                ),
                 Err(error) => self.reply_error(id, &error),
             }
         }
@@ -741,7 +785,13 @@ impl ClientSession {
             client: self.handle.client_id.clone(),
         };
         match handler(caller, req.data.unwrap_or_else(rpc::null)).await {
-            Ok(data) => self.reply(id, "rpc", &RpcResult { data: data.as_deref() }),
+            Ok(data) => self.reply(
+                id,
+                "rpc",
+                &RpcResult {
+                    data: data.as_deref(),
+                },
+            ),
             Err(error) => self.reply_error(id, &error),
         }
     }
@@ -812,17 +862,23 @@ impl ClientSession {
             return Ok(());
         }
         match control {
-            Control::Subscribe(channel) => {
+            Control::Subscribe { channel, data } => {
                 if self.subscriptions.contains_key(&channel) {
                     return Ok(());
                 }
                 if self.subscriptions.len() >= self.node.config().client.channel_limit {
                     return Err(Disconnect::CHANNEL_LIMIT.into());
                 }
-                match self.subscribe_channel(&channel, SubscribeParams::default()).await {
-                    Ok((result, covered)) => {
+                match self
+                    .subscribe_channel(&channel, SubscribeParams::default())
+                    .await
+                {
+                    Ok((mut result, covered)) => {
+                        result.data = data;
                         let push = protocol::encode_push(&channel, "subscribe", &result);
-                        self.handle.outbound.finish_sync(&[(&channel, covered)], push);
+                        self.handle
+                            .outbound
+                            .finish_sync(&[(&channel, covered)], push);
                     }
                     Err(error) => {
                         tracing::warn!(%channel, %error, "server-side subscribe failed");
@@ -832,7 +888,10 @@ impl ClientSession {
             Control::Unsubscribe(channel) => {
                 if self.subscriptions.contains_key(&channel) {
                     self.unsubscribe_channel(&channel).await;
-                    self.push(protocol::encode_unsubscribe_push(&channel, Unsubscribe::SERVER));
+                    self.push(protocol::encode_unsubscribe_push(
+                        &channel,
+                        Unsubscribe::SERVER,
+                    ));
                 }
             }
         }

@@ -129,7 +129,11 @@ impl Hub {
         let mut all = Vec::new();
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            all.extend(shard.iter().map(|(name, subs)| (name.clone(), subs.conns.len())));
+            all.extend(
+                shard
+                    .iter()
+                    .map(|(name, subs)| (name.clone(), subs.conns.len())),
+            );
         }
         all
     }

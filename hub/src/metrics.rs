@@ -81,10 +81,26 @@ impl Metrics {
             command_duration,
             api_requests,
         ) = metrics_without_registry;
-        registry.register("connections", "Open client connections", connections.clone());
-        registry.register("subscriptions", "Subscriptions held by connections", subscriptions.clone());
-        registry.register("channels", "Channels with subscribers on this node", channels.clone());
-        registry.register("messages_in", "Commands received from clients", messages_in.clone());
+        registry.register(
+            "connections",
+            "Open client connections",
+            connections.clone(),
+        );
+        registry.register(
+            "subscriptions",
+            "Subscriptions held by connections",
+            subscriptions.clone(),
+        );
+        registry.register(
+            "channels",
+            "Channels with subscribers on this node",
+            channels.clone(),
+        );
+        registry.register(
+            "messages_in",
+            "Commands received from clients",
+            messages_in.clone(),
+        );
         registry.register(
             "messages_out",
             "Publications, joins and leaves queued for subscribers",
@@ -100,7 +116,11 @@ impl Metrics {
             "Connections closed for passing the queue limit",
             slow_disconnects.clone(),
         );
-        registry.register("disconnects", "Connections closed by the server, by code", disconnects.clone());
+        registry.register(
+            "disconnects",
+            "Connections closed by the server, by code",
+            disconnects.clone(),
+        );
         registry.register(
             "command_duration_seconds",
             "Time to handle a client command",

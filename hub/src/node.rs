@@ -196,13 +196,14 @@ impl Node {
             .unwrap_or_default()
     }
 
-    /// Publishes into a channel on behalf of the server. Returns the stream position.
+    /// Publishes into a channel on behalf of the server. Returns the stream position, or
+    /// `None` when the publication is not kept in history.
     pub async fn publish(
         &self,
         channel: &str,
         data: RawJson,
         options: ServerPublish,
-    ) -> Result<StreamPosition, ClientError> {
+    ) -> Result<Option<StreamPosition>, ClientError> {
         let ns = self.namespace(channel)?;
         let publication = Publication {
             data,
@@ -210,8 +211,14 @@ impl Node {
             offset: 0,
             tags: options.tags,
         };
-        self.publish_with(channel, ns, publication, options.skip_history, options.idempotency_key)
-            .await
+        self.publish_with(
+            channel,
+            ns,
+            publication,
+            options.skip_history,
+            options.idempotency_key,
+        )
+        .await
     }
 
     pub(crate) async fn publish_with(
@@ -221,10 +228,14 @@ impl Node {
         publication: Publication,
         skip_history: bool,
         idempotency_key: Option<String>,
-    ) -> Result<StreamPosition, ClientError> {
+    ) -> Result<Option<StreamPosition>, ClientError> {
         let options = PublishOptions {
             history_size: if skip_history { 0 } else { ns.history_size },
-            history_ttl: if skip_history { Duration::ZERO } else { ns.history_ttl },
+            history_ttl: if skip_history {
+                Duration::ZERO
+            } else {
+                ns.history_ttl
+            },
             history_meta_ttl: ns.history_meta_ttl,
             idempotency_key,
             idempotent_result_ttl: IDEMPOTENT_RESULT_TTL,
@@ -246,7 +257,11 @@ impl Node {
         if ns.history_size == 0 || ns.history_ttl.is_zero() {
             return Err(ClientError::NOT_AVAILABLE);
         }
-        match self.broker.history(channel, &filter, ns.history_meta_ttl).await {
+        match self
+            .broker
+            .history(channel, &filter, ns.history_meta_ttl)
+            .await
+        {
             Ok(found) => Ok(found),
             Err(BrokerError::Unrecoverable) => Err(ClientError::UNRECOVERABLE_POSITION),
             Err(e) => Err(internal(e)),
@@ -299,7 +314,12 @@ impl Node {
     }
 
     /// Disconnects a user's connections (or one of them). Returns how many were told.
-    pub fn disconnect(&self, user: &str, client: Option<&str>, disconnect: CustomDisconnect) -> usize {
+    pub fn disconnect(
+        &self,
+        user: &str,
+        client: Option<&str>,
+        disconnect: CustomDisconnect,
+    ) -> usize {
         let conns = self.user_connections(user, client);
         for conn in &conns {
             conn.outbound.close(disconnect.clone());
@@ -309,21 +329,37 @@ impl Node {
 
     /// Subscribes a user's connections to a channel on the server's behalf (they receive a
     /// `subscribe` push). 102 for an unknown namespace.
-    pub fn subscribe_user(&self, user: &str, channel: &str, client: Option<&str>) -> Result<usize, ClientError> {
+    /// `data` is handed to the client in the push.
+    pub fn subscribe_user(
+        &self,
+        user: &str,
+        channel: &str,
+        client: Option<&str>,
+        data: Option<&RawJson>,
+    ) -> Result<usize, ClientError> {
         self.namespace(channel)?;
         let conns = self.user_connections(user, client);
         for conn in &conns {
-            conn.outbound.control(Control::Subscribe(channel.to_owned()));
+            conn.outbound.control(Control::Subscribe {
+                channel: channel.to_owned(),
+                data: data.cloned(),
+            });
         }
         Ok(conns.len())
     }
 
     /// Unsubscribes a user's connections from a channel (an `unsubscribe` push, code 2000).
-    pub fn unsubscribe_user(&self, user: &str, channel: &str, client: Option<&str>) -> Result<usize, ClientError> {
+    pub fn unsubscribe_user(
+        &self,
+        user: &str,
+        channel: &str,
+        client: Option<&str>,
+    ) -> Result<usize, ClientError> {
         self.namespace(channel)?;
         let conns = self.user_connections(user, client);
         for conn in &conns {
-            conn.outbound.control(Control::Unsubscribe(channel.to_owned()));
+            conn.outbound
+                .control(Control::Unsubscribe(channel.to_owned()));
         }
         Ok(conns.len())
     }
@@ -340,7 +376,8 @@ impl Node {
     }
 
     pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(std::sync::atomic::Ordering::Relaxed)
+        self.shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Open connections, authenticated or not.

@@ -21,13 +21,21 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
 use crate::codes::{CustomDisconnect, Disconnect};
+use crate::protocol::RawJson;
 
 /// Something the server API asks a connection's task to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Control {
-    Subscribe(String),
+    /// Subscribe to `channel`; `data` goes to the client in the `subscribe` push.
+    Subscribe {
+        channel: String,
+        data: Option<RawJson>,
+    },
     Unsubscribe(String),
 }
+
+/// Publications held aside per syncing channel, with their offsets.
+type HeldPublications = HashMap<String, Vec<(u64, Bytes)>>;
 
 pub struct Outbound {
     state: Mutex<State>,
@@ -41,7 +49,7 @@ struct State {
     queued_bytes: usize,
     closing: Option<CustomDisconnect>,
     /// Channels whose subscription is being set up, with the publications held aside.
-    syncing: Option<Box<HashMap<String, Vec<(u64, Bytes)>>>>,
+    syncing: Option<Box<HeldPublications>>,
     control: Vec<Control>,
 }
 
@@ -53,7 +61,9 @@ pub enum Pushed {
     Closed,
     /// This frame would have passed the cap: the connection is now closing as slow, and
     /// `dropped` queued frames (this one included) were thrown away.
-    Overflow { dropped: usize },
+    Overflow {
+        dropped: usize,
+    },
 }
 
 /// What the connection task takes from the queue in one go.
@@ -138,7 +148,8 @@ impl Outbound {
 
     /// Ends the sync of `channels`: queues `reply`, then the publications held aside for
     /// each channel whose offset is above the offset the reply already covers (`0` when
-    /// the subscription is not positioned: everything held is new).
+    /// the subscription is not positioned: everything held is new). Publications without
+    /// an offset (not kept in history) are always new.
     pub fn finish_sync(&self, channels: &[(&str, u64)], reply: Bytes) -> Pushed {
         let mut state = self.lock();
         let mut held_frames = Vec::new();
@@ -147,7 +158,7 @@ impl Outbound {
                 if let Some(held) = syncing.remove(*channel) {
                     held_frames.extend(
                         held.into_iter()
-                            .filter(|(offset, _)| *covered == 0 || *offset > *covered)
+                            .filter(|(offset, _)| *offset == 0 || *offset > *covered)
                             .map(|(_, frame)| frame),
                     );
                 }
@@ -211,7 +222,8 @@ impl Outbound {
                 state.frames.pop_front().unwrap_or_default()
             }
             _ => {
-                let mut joined = BytesMut::with_capacity(max_bytes.min(state.queued_bytes + state.frames.len()));
+                let mut joined =
+                    BytesMut::with_capacity(max_bytes.min(state.queued_bytes + state.frames.len()));
                 while let Some(frame) = state.frames.front() {
                     if frames > 0 && joined.len() + 1 + frame.len() > max_bytes {
                         break;

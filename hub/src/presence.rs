@@ -17,8 +17,7 @@ pub trait PresenceStore: Send + Sync + 'static {
     async fn add(&self, channel: &str, info: ClientInfo) -> Result<(), BrokerError>;
     async fn remove(&self, channel: &str, client: &str) -> Result<(), BrokerError>;
     /// Every client in the channel, by client ID.
-    async fn presence(&self, channel: &str)
-    -> Result<BTreeMap<String, ClientInfo>, BrokerError>;
+    async fn presence(&self, channel: &str) -> Result<BTreeMap<String, ClientInfo>, BrokerError>;
     async fn stats(&self, channel: &str) -> Result<PresenceStats, BrokerError>;
 }
 
@@ -38,7 +37,10 @@ impl Default for MemoryPresence {
 }
 
 impl MemoryPresence {
-    fn shard(&self, channel: &str) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, ClientInfo>>> {
+    fn shard(
+        &self,
+        channel: &str,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, ClientInfo>>> {
         self.shards[shard_index(channel, SHARDS)]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -66,10 +68,7 @@ impl PresenceStore for MemoryPresence {
         Ok(())
     }
 
-    async fn presence(
-        &self,
-        channel: &str,
-    ) -> Result<BTreeMap<String, ClientInfo>, BrokerError> {
+    async fn presence(&self, channel: &str) -> Result<BTreeMap<String, ClientInfo>, BrokerError> {
         Ok(self
             .shard(channel)
             .get(channel)

@@ -34,7 +34,11 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-async fn websocket(State(node): State<Arc<Node>>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     if !origin_allowed(&node.config().client.allowed_origins, &headers) {
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
@@ -69,7 +73,10 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
     node.metrics.channels.set(node.channels().len() as i64);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         node.metrics.encode(),
     )
         .into_response()
@@ -77,7 +84,11 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
 
 async fn health(State(node): State<Arc<Node>>) -> Response {
     if node.is_shutting_down() {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "shutting down"}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "shutting down"})),
+        )
+            .into_response()
     } else {
         axum::Json(serde_json::json!({"status": "ok"})).into_response()
     }
@@ -170,6 +181,9 @@ mod tests {
         assert!(!origin_allowed(&none, &headers(Some("http://evil"), "h:1")));
         let listed = vec!["http://app".to_string()];
         assert!(origin_allowed(&listed, &headers(Some("http://app"), "h:1")));
-        assert!(origin_allowed(&["*".to_string()], &headers(Some("http://x"), "h:1")));
+        assert!(origin_allowed(
+            &["*".to_string()],
+            &headers(Some("http://x"), "h:1")
+        ));
     }
 }

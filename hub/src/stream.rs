@@ -80,28 +80,32 @@ impl ChannelStream {
         now >= self.meta_expires
     }
 
-    /// Gives the publication the next offset and keeps it in history within `limits`.
+    /// Keeps the publication in history within `limits`, with the next offset. With no
+    /// history (size or TTL zero) the publication is not part of the stream: it gets no
+    /// offset (0) and the position stays where it was, as in Centrifugo, so clients never
+    /// see an offset that history cannot give back.
     pub fn append(
         &mut self,
         mut publication: Publication,
         now: Instant,
         limits: HistoryLimits,
-    ) -> (Arc<Publication>, StreamPosition) {
+    ) -> (Arc<Publication>, Option<StreamPosition>) {
+        if limits.size == 0 || limits.ttl.is_zero() {
+            return (Arc::new(publication), None);
+        }
         self.top += 1;
         publication.offset = self.top;
         let publication = Arc::new(publication);
         self.meta_expires = now + limits.meta_ttl;
-        if limits.size > 0 && !limits.ttl.is_zero() {
-            self.entries.push_back(Entry {
-                expires: now + limits.ttl,
-                publication: publication.clone(),
-            });
-            while self.entries.len() > limits.size {
-                self.entries.pop_front();
-            }
+        self.entries.push_back(Entry {
+            expires: now + limits.ttl,
+            publication: publication.clone(),
+        });
+        while self.entries.len() > limits.size {
+            self.entries.pop_front();
         }
         self.prune(now);
-        (publication, self.position())
+        (publication, Some(self.position()))
     }
 
     /// Drops publications whose TTL has passed.
@@ -196,11 +200,17 @@ mod tests {
         for n in 1..=5 {
             let (p, pos) = stream.append(publication(n), now, LIMITS);
             assert_eq!(p.offset, n as u64);
-            assert_eq!(pos.offset, n as u64);
+            assert_eq!(pos.unwrap().offset, n as u64);
         }
         let (pubs, pos) = stream.read(&HistoryFilter::default(), now).unwrap();
         assert_eq!(offsets(&pubs), vec![3, 4, 5]);
-        assert_eq!(pos, StreamPosition { offset: 5, epoch: "e1".into() });
+        assert_eq!(
+            pos,
+            StreamPosition {
+                offset: 5,
+                epoch: "e1".into()
+            }
+        );
     }
 
     #[test]
@@ -217,10 +227,19 @@ mod tests {
         let (pubs, _) = stream.read(&since(5, "e1"), now).unwrap();
         assert!(pubs.is_empty());
         // A client at 1 missed offset 2, which is gone.
-        assert_eq!(stream.read(&since(1, "e1"), now).unwrap_err(), Unrecoverable);
+        assert_eq!(
+            stream.read(&since(1, "e1"), now).unwrap_err(),
+            Unrecoverable
+        );
         // Wrong epoch or a future offset.
-        assert_eq!(stream.read(&since(4, "e0"), now).unwrap_err(), Unrecoverable);
-        assert_eq!(stream.read(&since(6, "e1"), now).unwrap_err(), Unrecoverable);
+        assert_eq!(
+            stream.read(&since(4, "e0"), now).unwrap_err(),
+            Unrecoverable
+        );
+        assert_eq!(
+            stream.read(&since(6, "e1"), now).unwrap_err(),
+            Unrecoverable
+        );
     }
 
     #[test]
@@ -233,7 +252,10 @@ mod tests {
         let (pubs, pos) = stream.read(&HistoryFilter::default(), later).unwrap();
         assert!(pubs.is_empty());
         assert_eq!(pos.offset, 2);
-        assert_eq!(stream.read(&since(1, "e1"), later).unwrap_err(), Unrecoverable);
+        assert_eq!(
+            stream.read(&since(1, "e1"), later).unwrap_err(),
+            Unrecoverable
+        );
         // Already at the top: nothing was missed, so recovery succeeds.
         assert!(stream.read(&since(2, "e1"), later).is_ok());
     }
@@ -264,10 +286,13 @@ mod tests {
     fn no_history_when_size_or_ttl_is_zero() {
         let now = Instant::now();
         let mut stream = ChannelStream::new("e".into(), now, LIMITS.meta_ttl);
+        stream.append(publication(1), now, LIMITS);
         let limits = HistoryLimits { size: 0, ..LIMITS };
-        stream.append(publication(1), now, limits);
-        assert!(stream.read(&HistoryFilter::default(), now).unwrap().0.is_empty());
-        assert_eq!(stream.position().offset, 1);
+        let (publication, position) = stream.append(publication(2), now, limits);
+        assert_eq!((publication.offset, position), (0, None));
+        let (kept, top) = stream.read(&HistoryFilter::default(), now).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(top.offset, 1);
     }
 
     #[test]

@@ -114,8 +114,8 @@ impl TokenVerifier {
 
     fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<C, TokenError> {
         // decode_header rejects `alg: none` and unknown algorithms.
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         let key = match header.alg {
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => self.hmac.as_ref(),
             Algorithm::RS256
@@ -207,20 +207,35 @@ mod tests {
     #[test]
     fn rejects_expired_forged_and_none() {
         let expired = sign(json!({"sub":"a","exp":now()-1}), "secret");
-        assert_eq!(verifier().connection(&expired).unwrap_err(), TokenError::Expired);
+        assert_eq!(
+            verifier().connection(&expired).unwrap_err(),
+            TokenError::Expired
+        );
         let forged = sign(json!({"sub":"a"}), "other");
-        assert!(matches!(verifier().connection(&forged), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            verifier().connection(&forged),
+            Err(TokenError::Invalid(_))
+        ));
         // alg: none, no signature.
         let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhIn0.";
-        assert!(matches!(verifier().connection(none), Err(TokenError::Invalid(_))));
-        assert!(matches!(verifier().connection("garbage"), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            verifier().connection(none),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            verifier().connection("garbage"),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]
     fn rejects_algorithm_without_key() {
         let no_keys = TokenVerifier::new(&TokenConfig::default()).unwrap();
         let token = sign(json!({"sub":"a"}), "secret");
-        assert!(matches!(no_keys.connection(&token), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            no_keys.connection(&token),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -231,12 +246,28 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert!(verifier.connection(&sign(json!({"sub":"a","aud":"rootcast"}), "secret")).is_ok());
-        assert!(verifier.connection(&sign(json!({"sub":"a","aud":"other"}), "secret")).is_err());
-        assert!(verifier.connection(&sign(json!({"sub":"a"}), "secret")).is_err());
+        assert!(
+            verifier
+                .connection(&sign(json!({"sub":"a","aud":"rootcast"}), "secret"))
+                .is_ok()
+        );
+        assert!(
+            verifier
+                .connection(&sign(json!({"sub":"a","aud":"other"}), "secret"))
+                .is_err()
+        );
+        assert!(
+            verifier
+                .connection(&sign(json!({"sub":"a"}), "secret"))
+                .is_err()
+        );
     }
 
-    fn sign_with(alg: Algorithm, key: jsonwebtoken::EncodingKey, claims: serde_json::Value) -> String {
+    fn sign_with(
+        alg: Algorithm,
+        key: jsonwebtoken::EncodingKey,
+        claims: serde_json::Value,
+    ) -> String {
         jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, &key).unwrap()
     }
 
@@ -251,33 +282,48 @@ mod tests {
 
     #[test]
     fn accepts_rs256_and_es256_with_configured_keys() {
-        let rsa = jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../testdata/rsa-private.pem")).unwrap();
-        let ec = jsonwebtoken::EncodingKey::from_ec_pem(include_bytes!("../testdata/ec-p256-private.pem")).unwrap();
+        let rsa =
+            jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../testdata/rsa-private.pem"))
+                .unwrap();
+        let ec = jsonwebtoken::EncodingKey::from_ec_pem(include_bytes!(
+            "../testdata/ec-p256-private.pem"
+        ))
+        .unwrap();
         let verifier = asymmetric_verifier();
         let token = sign_with(Algorithm::RS256, rsa, json!({"sub":"r"}));
         assert_eq!(verifier.connection(&token).unwrap().sub, "r");
         let token = sign_with(Algorithm::ES256, ec, json!({"sub":"e"}));
         assert_eq!(verifier.connection(&token).unwrap().sub, "e");
         // No HMAC secret configured: an HS256 token is refused.
-        assert!(verifier.connection(&sign(json!({"sub":"h"}), "secret")).is_err());
+        assert!(
+            verifier
+                .connection(&sign(json!({"sub":"h"}), "secret"))
+                .is_err()
+        );
     }
 
     #[test]
     fn rejects_a_token_signed_by_another_rsa_key_or_tampered() {
-        let rsa = jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../testdata/rsa-private.pem")).unwrap();
+        let rsa =
+            jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../testdata/rsa-private.pem"))
+                .unwrap();
         let token = sign_with(Algorithm::RS256, rsa, json!({"sub":"r"}));
         // Swap the payload for another user's: the signature no longer matches.
         let mut parts: Vec<&str> = token.split('.').collect();
         let forged_payload = "eyJzdWIiOiJhZG1pbiJ9"; // {"sub":"admin"}
         parts[1] = forged_payload;
         let forged = parts.join(".");
-        assert!(matches!(asymmetric_verifier().connection(&forged), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            asymmetric_verifier().connection(&forged),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]
     fn rejects_a_malformed_public_key() {
         let result = TokenVerifier::new(&TokenConfig {
-            rsa_public_key: "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----".into(),
+            rsa_public_key: "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----"
+                .into(),
             ..Default::default()
         });
         assert!(result.is_err());

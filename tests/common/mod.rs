@@ -44,6 +44,13 @@ impl TestServer {
         ));
         std::fs::write(&config_path, extra_toml).expect("writing the test config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_rootcast"));
+        // The server rejects unknown ROOTCAST_ variables, and the test runner sets some of
+        // its own (ROOTCAST_TEST_…): pass on only what the test chose.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ROOTCAST_") {
+                command.env_remove(key);
+            }
+        }
         command
             .args(["serve", "--config"])
             .arg(&config_path)
@@ -114,7 +121,10 @@ impl TestServer {
             &self.address,
             "POST",
             &format!("/api/{method}"),
-            &[("X-API-Key", &self.api_key), ("Content-Type", "application/json")],
+            &[
+                ("X-API-Key", &self.api_key),
+                ("Content-Type", "application/json"),
+            ],
             body.to_string().as_bytes(),
         );
         let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -186,10 +196,14 @@ pub fn http_request(
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).expect("writing the request");
+    stream
+        .write_all(request.as_bytes())
+        .expect("writing the request");
     stream.write_all(body).expect("writing the body");
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("reading the response");
+    stream
+        .read_to_end(&mut response)
+        .expect("reading the response");
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -201,7 +215,10 @@ pub fn http_request(
         .and_then(|s| s.parse().ok())
         .expect("an HTTP status code");
     let mut body = response[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, body)
