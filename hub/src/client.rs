@@ -397,13 +397,18 @@ impl ClientSession {
             ttl,
             data: None,
             subs,
-            ping: client_config.ping_interval.as_secs() as u32,
+            // Whole seconds on the wire; a sub-second interval is reported as 1.
+            ping: client_config.ping_interval.as_secs().max(1) as u32,
             pong: true,
             node: self.node.name().to_owned(),
         };
         let reply = protocol::encode_reply(id, "connect", &result);
-        let covered: Vec<(&str, u64)> = covered.iter().map(|(c, o)| (c.as_str(), *o)).collect();
-        self.handle.outbound.finish_sync(&covered, reply);
+        let covered_refs: Vec<(&str, u64)> =
+            covered.iter().map(|(c, o)| (c.as_str(), *o)).collect();
+        self.handle.outbound.finish_sync(&covered_refs, reply);
+        for (channel, _) in &covered {
+            self.announce_join(channel).await;
+        }
         Ok(())
     }
 
@@ -484,6 +489,7 @@ impl ClientSession {
                 self.handle
                     .outbound
                     .finish_sync(&[(channel, covered)], reply);
+                self.announce_join(channel).await;
             }
             Err(error) => self.reply_error(id, &error),
         }
@@ -587,22 +593,13 @@ impl ClientSession {
             }
         }
 
-        let identity = self.identity();
-        let info = ClientInfo {
-            user: identity.user.clone(),
-            client: self.handle.client_id.clone(),
-            conn_info: identity.conn_info.clone(),
-            chan_info: params.chan_info.clone(),
-        };
         if ns.presence
-            && let Err(error) = node.presence.add(channel, info.clone()).await
+            && let Err(error) = node
+                .presence
+                .add(channel, self.client_info(params.chan_info.clone()))
+                .await
         {
             tracing::warn!(%channel, %error, "presence add failed");
-        }
-        if ns.join_leave
-            && let Err(error) = node.broker.publish_join(channel, &info).await
-        {
-            tracing::warn!(%channel, %error, "join publish failed");
         }
         self.subscriptions.insert(
             channel.to_owned(),
@@ -614,6 +611,32 @@ impl ClientSession {
             },
         );
         Ok((result, covered))
+    }
+
+    /// Announces this client's join to the channel, when the namespace has join/leave
+    /// events. Called after the subscribe reply (or push) is queued, so the client sees
+    /// its reply before its own join.
+    async fn announce_join(&self, channel: &str) {
+        let Some(subscription) = self.subscriptions.get(channel) else {
+            return;
+        };
+        if !subscription.join_leave {
+            return;
+        }
+        let info = self.client_info(subscription.chan_info.clone());
+        if let Err(error) = self.node.broker.publish_join(channel, &info).await {
+            tracing::warn!(%channel, %error, "join publish failed");
+        }
+    }
+
+    /// This connection as presence, join/leave and publications show it.
+    fn client_info(&self, chan_info: Option<RawJson>) -> ClientInfo {
+        ClientInfo {
+            user: self.user().to_owned(),
+            client: self.handle.client_id.clone(),
+            conn_info: self.identity.as_ref().and_then(|i| i.conn_info.clone()),
+            chan_info,
+        }
     }
 
     async fn unsubscribe_command(&mut self, id: u32, req: ChannelRequest) {
@@ -638,12 +661,7 @@ impl ClientSession {
             tracing::warn!(%channel, %error, "presence remove failed");
         }
         if subscription.join_leave {
-            let info = ClientInfo {
-                user: self.user().to_owned(),
-                client: self.handle.client_id.clone(),
-                conn_info: self.identity.as_ref().and_then(|i| i.conn_info.clone()),
-                chan_info: subscription.chan_info,
-            };
+            let info = self.client_info(subscription.chan_info);
             if let Err(error) = node.broker.publish_leave(channel, &info).await {
                 tracing::warn!(%channel, %error, "leave publish failed");
             }
@@ -879,6 +897,7 @@ impl ClientSession {
                         self.handle
                             .outbound
                             .finish_sync(&[(&channel, covered)], push);
+                        self.announce_join(&channel).await;
                     }
                     Err(error) => {
                         tracing::warn!(%channel, %error, "server-side subscribe failed");

@@ -51,9 +51,14 @@ where
             biased;
             () = handle.outbound.ready() => {
                 match write_queued(&mut socket, &handle, &mut session).await {
-                    Ok(None) => {}
-                    Ok(Some(disconnect)) => break Some(disconnect),
-                    Err(()) => break None,
+                    Written::Open => {}
+                    Written::Close(disconnect) => break Some(disconnect),
+                    Written::Broken(disconnect) => {
+                        if let Some(disconnect) = disconnect {
+                            count_disconnect(&node, &disconnect);
+                        }
+                        break None;
+                    }
                 }
             }
             message = socket.next() => match message {
@@ -88,25 +93,39 @@ where
     };
 
     if let Some(disconnect) = &close {
-        node.metrics
-            .disconnects
-            .get_or_create(&CodeLabel {
-                code: disconnect.code,
-            })
-            .inc();
+        count_disconnect(&node, disconnect);
         let _ = tokio::time::timeout(WRITE_TIMEOUT, send_close(&mut socket, disconnect)).await;
     }
     Box::pin(session.close()).await;
     node.metrics.connections.dec();
 }
 
-/// Writes what is queued. Returns the disconnect to close with once the queue says so,
-/// or `Err` when the socket failed.
+fn count_disconnect(node: &Node, disconnect: &CustomDisconnect) {
+    node.metrics
+        .disconnects
+        .get_or_create(&CodeLabel {
+            code: disconnect.code,
+        })
+        .inc();
+}
+
+/// What became of the connection after writing its queue.
+enum Written {
+    /// Still open.
+    Open,
+    /// Everything before the close was written: send this close frame.
+    Close(CustomDisconnect),
+    /// The socket can no longer be written (failed, timed out, or abandoned mid-frame
+    /// because the client is too slow): drop it without a close frame.
+    Broken(Option<CustomDisconnect>),
+}
+
+/// Writes what is queued as one WebSocket message and runs control requests.
 async fn write_queued<S>(
     socket: &mut S,
     handle: &ConnHandle,
     session: &mut ClientSession,
-) -> Result<Option<CustomDisconnect>, ()>
+) -> Written
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
@@ -122,15 +141,39 @@ where
             Ok(text) => text,
             Err(error) => {
                 tracing::error!(%error, "queued frame is not UTF-8");
-                return Ok(Some(Disconnect::SERVER_ERROR.into()));
+                return Written::Close(Disconnect::SERVER_ERROR.into());
             }
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(text))).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return Err(()),
+        let send = socket.send(Message::Text(text));
+        tokio::pin!(send);
+        let deadline = tokio::time::sleep(WRITE_TIMEOUT);
+        tokio::pin!(deadline);
+        let mut took_wakeup = false;
+        loop {
+            tokio::select! {
+                result = &mut send => match result {
+                    Ok(()) => break,
+                    Err(_) => return Written::Broken(None),
+                },
+                // A client that does not read blocks this write while the fan-out keeps
+                // queueing: once the queue passes its cap, give up on the socket at once.
+                () = handle.outbound.ready() => {
+                    took_wakeup = true;
+                    if handle.outbound.is_slow() {
+                        return Written::Broken(Some(Disconnect::SLOW.into()));
+                    }
+                }
+                () = &mut deadline => return Written::Broken(Some(Disconnect::WRITE_ERROR.into())),
+            }
+        }
+        if took_wakeup {
+            handle.outbound.wake();
         }
     }
-    Ok(drained.close)
+    match drained.close {
+        Some(disconnect) => Written::Close(disconnect),
+        None => Written::Open,
+    }
 }
 
 async fn send_close<S>(socket: &mut S, disconnect: &CustomDisconnect) -> Result<(), axum::Error>

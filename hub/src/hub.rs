@@ -146,9 +146,9 @@ impl Hub {
     }
 
     /// Queues `frame` for every subscriber of `channel` (only those that want join/leave
-    /// pushes when `join_leave`). Publications carry their offset so a syncing
-    /// subscription can hold them aside.
-    fn deliver(&self, channel: &str, offset: Option<u64>, join_leave: bool, frame: &Bytes) {
+    /// pushes when `join_leave`). Publications carry their offset (0 for joins, leaves
+    /// and publications without history) so a syncing subscription can hold them aside.
+    fn deliver(&self, channel: &str, offset: u64, join_leave: bool, frame: &Bytes) {
         let shard = self.shard(channel);
         let Some(subs) = shard.get(channel) else {
             return;
@@ -160,10 +160,9 @@ impl Hub {
             if join_leave && !sub.join_leave {
                 continue;
             }
-            let pushed = match offset {
-                Some(offset) => sub.conn.outbound.push_publication(channel, offset, frame),
-                None => sub.conn.outbound.push(frame.clone()),
-            };
+            // Joins and leaves go through the same hold as publications so a subscriber
+            // never sees one before its subscribe reply.
+            let pushed = sub.conn.outbound.push_publication(channel, offset, frame);
             match pushed {
                 Pushed::Queued => delivered += 1,
                 Pushed::Overflow { dropped: frames } => {
@@ -185,16 +184,16 @@ impl Hub {
 impl BrokerEvents for Hub {
     fn on_publication(&self, channel: &str, publication: &Arc<Publication>) {
         let frame = protocol::encode_publication_push(channel, publication);
-        self.deliver(channel, Some(publication.offset), false, &frame);
+        self.deliver(channel, publication.offset, false, &frame);
     }
 
     fn on_join(&self, channel: &str, info: &ClientInfo) {
         let frame = protocol::encode_push(channel, "join", &JoinLeave { info });
-        self.deliver(channel, None, true, &frame);
+        self.deliver(channel, 0, true, &frame);
     }
 
     fn on_leave(&self, channel: &str, info: &ClientInfo) {
         let frame = protocol::encode_push(channel, "leave", &JoinLeave { info });
-        self.deliver(channel, None, true, &frame);
+        self.deliver(channel, 0, true, &frame);
     }
 }

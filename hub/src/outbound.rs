@@ -210,6 +210,20 @@ impl Outbound {
         self.lock().closing.is_some()
     }
 
+    /// Whether the connection was closed for passing its queue cap.
+    pub fn is_slow(&self) -> bool {
+        self.lock()
+            .closing
+            .as_ref()
+            .is_some_and(|d| d.code == Disconnect::SLOW.code)
+    }
+
+    /// Makes the next [`Outbound::ready`] return at once (a caller that consumed a
+    /// wake-up without draining gives it back).
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
     /// Takes queued frames up to about `max_bytes`, joined into one payload.
     pub fn drain(&self, max_bytes: usize) -> Drained {
         let mut state = self.lock();

@@ -120,41 +120,56 @@ impl ChannelStream {
     }
 
     /// Reads history. See [`HistoryFilter`] for the rules.
+    ///
+    /// With `since` and `reverse`, reads backwards from just before `since` (paging to
+    /// older publications, as the SDKs do); without `reverse`, reads forwards from just
+    /// after it and fails unless history still holds every publication after `since`.
+    /// An empty epoch in `since` matches any epoch.
     pub fn read(
         &mut self,
         filter: &HistoryFilter,
         now: Instant,
     ) -> Result<(Vec<Arc<Publication>>, StreamPosition), Unrecoverable> {
         self.prune(now);
-        let after = match &filter.since {
-            Some(since) => {
-                if since.epoch != self.epoch || since.offset > self.top {
-                    return Err(Unrecoverable);
-                }
-                let oldest_kept = self
-                    .entries
-                    .front()
-                    .map_or(self.top + 1, |e| e.publication.offset);
-                // Every publication after `since` must still be here.
-                if since.offset + 1 < oldest_kept {
-                    return Err(Unrecoverable);
-                }
-                since.offset
-            }
-            None => 0,
-        };
         let limit = filter.limit.unwrap_or(usize::MAX);
-        let matching = self
-            .entries
-            .iter()
-            .filter(|e| e.publication.offset > after)
-            .map(|e| e.publication.clone());
-        let publications = if filter.reverse {
-            matching.rev().take(limit).collect()
-        } else {
-            matching.take(limit).collect()
+        let position = self.position();
+        let Some(since) = &filter.since else {
+            let all = self.entries.iter().map(|e| e.publication.clone());
+            let publications = if filter.reverse {
+                all.rev().take(limit).collect()
+            } else {
+                all.take(limit).collect()
+            };
+            return Ok((publications, position));
         };
-        Ok((publications, self.position()))
+        if (!since.epoch.is_empty() && since.epoch != self.epoch) || since.offset > self.top {
+            return Err(Unrecoverable);
+        }
+        let publications = if filter.reverse {
+            self.entries
+                .iter()
+                .rev()
+                .filter(|e| e.publication.offset < since.offset)
+                .take(limit)
+                .map(|e| e.publication.clone())
+                .collect()
+        } else {
+            let oldest_kept = self
+                .entries
+                .front()
+                .map_or(self.top + 1, |e| e.publication.offset);
+            // Every publication after `since` must still be here.
+            if since.offset + 1 < oldest_kept {
+                return Err(Unrecoverable);
+            }
+            self.entries
+                .iter()
+                .filter(|e| e.publication.offset > since.offset)
+                .take(limit)
+                .map(|e| e.publication.clone())
+                .collect()
+        };
+        Ok((publications, position))
     }
 }
 
@@ -280,6 +295,28 @@ mod tests {
         let (pubs, pos) = stream.read(&filter, now).unwrap();
         assert!(pubs.is_empty());
         assert_eq!(pos.offset, 3);
+    }
+
+    #[test]
+    fn reverse_since_pages_backwards() {
+        let now = Instant::now();
+        let mut stream = ChannelStream::new("e".into(), now, LIMITS.meta_ttl);
+        let limits = HistoryLimits { size: 10, ..LIMITS };
+        for n in 1..=5 {
+            stream.append(publication(n), now, limits);
+        }
+        let filter = HistoryFilter {
+            limit: Some(2),
+            reverse: true,
+            ..since(4, "e")
+        };
+        assert_eq!(offsets(&stream.read(&filter, now).unwrap().0), vec![3, 2]);
+        // An empty epoch matches the stream's.
+        let filter = HistoryFilter {
+            limit: Some(2),
+            ..since(3, "")
+        };
+        assert_eq!(offsets(&stream.read(&filter, now).unwrap().0), vec![4, 5]);
     }
 
     #[test]
