@@ -708,35 +708,35 @@ impl ClientSession {
         Ok(())
     }
 
-    /// Whether the client may read presence or history: anonymous clients need the
-    /// `…_for_anonymous` option too.
-    fn may_read(
+    /// Whether the client may read presence or history of `channel`, given the
+    /// namespace's `(…_for_client, …_for_subscriber, …_for_anonymous)` options for it:
+    /// anonymous clients need the `…_for_anonymous` option too.
+    fn check_read(
         &self,
         channel: &str,
-        for_client: bool,
-        for_subscriber: bool,
-        for_anonymous: bool,
-    ) -> bool {
-        (!self.user().is_empty() || for_anonymous)
-            && (for_client || (for_subscriber && self.subscriptions.contains_key(channel)))
+        options: impl Fn(&NamespaceOptions) -> (bool, bool, bool),
+    ) -> Result<(), ClientError> {
+        let (for_client, for_subscriber, for_anonymous) = options(self.node.namespace(channel)?);
+        let allowed = (!self.user().is_empty() || for_anonymous)
+            && (for_client || (for_subscriber && self.subscriptions.contains_key(channel)));
+        if allowed {
+            Ok(())
+        } else {
+            Err(ClientError::PERMISSION_DENIED)
+        }
     }
 
     async fn presence(&mut self, id: u32, req: ChannelRequest, stats: bool) -> Outcome {
         let channel = req.channel.as_str();
-        let allowed = match self.node.namespace(channel) {
-            Ok(ns) => self.may_read(
-                channel,
+        let allowed = self.check_read(channel, |ns| {
+            (
                 ns.allow_presence_for_client,
                 ns.allow_presence_for_subscriber,
                 ns.allow_presence_for_anonymous,
-            ),
-            Err(error) => {
-                self.reply_error(id, &error);
-                return Ok(());
-            }
-        };
-        if !allowed {
-            self.reply_error(id, &ClientError::PERMISSION_DENIED);
+            )
+        });
+        if let Err(error) = allowed {
+            self.reply_error(id, &error);
             return Ok(());
         }
         if stats {
@@ -761,20 +761,15 @@ impl ClientSession {
 
     async fn history(&mut self, id: u32, req: HistoryRequest) -> Outcome {
         let channel = req.channel.as_str();
-        let allowed = match self.node.namespace(channel) {
-            Ok(ns) => self.may_read(
-                channel,
+        let allowed = self.check_read(channel, |ns| {
+            (
                 ns.allow_history_for_client,
                 ns.allow_history_for_subscriber,
                 ns.allow_history_for_anonymous,
-            ),
-            Err(error) => {
-                self.reply_error(id, &error);
-                return Ok(());
-            }
-        };
-        if !allowed {
-            self.reply_error(id, &ClientError::PERMISSION_DENIED);
+            )
+        });
+        if let Err(error) = allowed {
+            self.reply_error(id, &error);
             return Ok(());
         }
         let filter = history_filter(req.limit, req.since, req.reverse);

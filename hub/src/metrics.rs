@@ -54,92 +54,71 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("rootcast");
-        let metrics_without_registry = (
-            Gauge::default(),
-            Gauge::default(),
-            Gauge::default(),
-            Counter::default(),
-            Counter::default(),
-            Counter::default(),
-            Counter::default(),
-            Family::<CodeLabel, Counter>::default(),
-            Family::<MethodLabel, Histogram, fn() -> Histogram>::new_with_constructor(
-                command_histogram,
-            ),
-            Family::<MethodLabel, Counter>::default(),
-        );
-        let (
-            connections,
-            subscriptions,
-            channels,
-            messages_in,
-            messages_out,
-            queue_drops,
-            slow_disconnects,
-            disconnects,
-            command_duration,
-            api_requests,
-        ) = metrics_without_registry;
+        let mut metrics = Metrics {
+            connections: Gauge::default(),
+            subscriptions: Gauge::default(),
+            channels: Gauge::default(),
+            messages_in: Counter::default(),
+            messages_out: Counter::default(),
+            queue_drops: Counter::default(),
+            slow_disconnects: Counter::default(),
+            disconnects: Family::default(),
+            command_duration: Family::new_with_constructor(command_histogram),
+            api_requests: Family::default(),
+            registry: Registry::with_prefix("rootcast"),
+        };
+        let registry = &mut metrics.registry;
         registry.register(
             "connections",
             "Open client connections",
-            connections.clone(),
+            metrics.connections.clone(),
         );
         registry.register(
             "subscriptions",
             "Subscriptions held by connections",
-            subscriptions.clone(),
+            metrics.subscriptions.clone(),
         );
         registry.register(
             "channels",
             "Channels with subscribers on this node",
-            channels.clone(),
+            metrics.channels.clone(),
         );
         registry.register(
             "messages_in",
             "Commands received from clients",
-            messages_in.clone(),
+            metrics.messages_in.clone(),
         );
         registry.register(
             "messages_out",
             "Publications, joins and leaves queued for subscribers",
-            messages_out.clone(),
+            metrics.messages_out.clone(),
         );
         registry.register(
             "queue_drops",
             "Queued frames dropped when a slow connection was closed",
-            queue_drops.clone(),
+            metrics.queue_drops.clone(),
         );
         registry.register(
             "slow_disconnects",
             "Connections closed for passing the queue limit",
-            slow_disconnects.clone(),
+            metrics.slow_disconnects.clone(),
         );
         registry.register(
             "disconnects",
             "Connections closed by the server, by code",
-            disconnects.clone(),
+            metrics.disconnects.clone(),
         );
         registry.register(
             "command_duration_seconds",
             "Time to handle a client command",
-            command_duration.clone(),
+            metrics.command_duration.clone(),
         );
-        registry.register("api_requests", "Server API requests", api_requests.clone());
-        Metrics {
-            connections,
-            subscriptions,
-            channels,
-            messages_in,
-            messages_out,
-            queue_drops,
-            slow_disconnects,
-            disconnects,
-            command_duration,
-            api_requests,
-            registry,
-        }
+        registry.register(
+            "api_requests",
+            "Server API requests",
+            metrics.api_requests.clone(),
+        );
+        metrics
     }
 
     /// The Prometheus text exposition of every metric.
