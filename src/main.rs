@@ -212,9 +212,13 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         config.http_api.key = random_secret();
         generated.push(format!("http_api.key = {:?}", config.http_api.key));
     }
-    let listener = tokio::net::TcpListener::bind(&config.http.address)
-        .await
-        .with_context(|| format!("listening on {}", config.http.address))?;
+    let address: std::net::SocketAddr = config
+        .http
+        .address
+        .parse()
+        .with_context(|| format!("http.address {:?}", config.http.address))?;
+    let listener =
+        rootcast_hub::server::bind(address).with_context(|| format!("listening on {address}"))?;
     let address = listener.local_addr()?;
     let node = Node::new(config.clone(), RpcRegistry::default())?;
     let app = rootcast_hub::server::router(node.clone()).merge(rootcast_web::router());

@@ -3,18 +3,16 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{TestServer, http_request};
+use common::{TestServer, http_request, rootcast_command};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 fn rootcast(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rootcast"))
+    rootcast_command()
         .args(args)
-        .env_remove("ROOTCAST_CONFIG")
         .output()
         .expect("running rootcast")
 }

@@ -236,7 +236,7 @@ fn run_server(args: &Args) -> AnyResult<()> {
         .build()?;
     let max_life = Duration::from_secs(args.server_max_secs);
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&config.http.address).await?;
+        let listener = rootcast_hub::server::bind(config.http.address.parse()?)?;
         let address = listener.local_addr()?;
         let node = Node::new(config, RpcRegistry::default())?;
         let app = rootcast_hub::server::router(node.clone());

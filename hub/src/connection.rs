@@ -43,14 +43,17 @@ where
         return;
     }
     let mut session = ClientSession::new(node.clone(), handle.clone(), Instant::now());
-    let timer = tokio::time::sleep_until(session.next_deadline());
+    let mut deadline = session.next_deadline();
+    let timer = tokio::time::sleep_until(deadline);
     tokio::pin!(timer);
 
     let close = loop {
         tokio::select! {
             biased;
             () = handle.outbound.ready() => {
-                match write_queued(&mut socket, &handle, &mut session).await {
+                // Boxed: its state (the send, a timeout, a wake-up) exists only while
+                // writing, not for the whole life of an idle connection.
+                match Box::pin(write_queued(&mut socket, &handle, &mut session)).await {
                     Written::Open => {}
                     Written::Close(disconnect) => break Some(disconnect),
                     Written::Broken(disconnect) => {
@@ -89,7 +92,13 @@ where
                 }
             }
         }
-        timer.as_mut().reset(session.next_deadline());
+        // Most wake-ups are deliveries, which leave the deadline alone: reset the timer
+        // only when it moved.
+        let next = session.next_deadline();
+        if next != deadline {
+            deadline = next;
+            timer.as_mut().reset(deadline);
+        }
     };
 
     if let Some(disconnect) = &close {
@@ -151,6 +160,9 @@ where
         let mut took_wakeup = false;
         loop {
             tokio::select! {
+                // The send usually completes at once: try it first, so the timeout and the
+                // wake-up are only registered when the socket is full.
+                biased;
                 result = &mut send => match result {
                     Ok(()) => break,
                     Err(_) => return Written::Broken(None),

@@ -43,14 +43,7 @@ impl TestServer {
             unique()
         ));
         std::fs::write(&config_path, extra_toml).expect("writing the test config");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rootcast"));
-        // The server rejects unknown ROOTCAST_ variables, and the test runner sets some of
-        // its own (ROOTCAST_TEST_…): pass on only what the test chose.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("ROOTCAST_") {
-                command.env_remove(key);
-            }
-        }
+        let mut command = rootcast_command();
         command
             .args(["serve", "--config"])
             .arg(&config_path)
@@ -157,6 +150,18 @@ impl Drop for TestServer {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.config_path);
     }
+}
+
+/// The `rootcast` binary with none of this process's `ROOTCAST_…` variables: the binary
+/// rejects unknown ones, and the test runner sets some of its own (`ROOTCAST_TEST_…`).
+pub fn rootcast_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rootcast"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ROOTCAST_") {
+            command.env_remove(key);
+        }
+    }
+    command
 }
 
 fn unique() -> u64 {

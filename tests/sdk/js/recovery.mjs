@@ -109,6 +109,9 @@ check(subscribed.streamPosition !== undefined, 'subscribed without a streamPosit
 eq(subscribed.streamPosition.offset, 0, 'stream offset of a new channel');
 const epoch = subscribed.streamPosition.epoch;
 check(typeof epoch === 'string' && epoch !== '', `stream epoch is empty: ${JSON.stringify(subscribed.streamPosition)}`);
+// As in Centrifugo, a subscriber is in the channel when its own join is published.
+const ownJoin = await subRec.next('join', WAIT, "alice's own join");
+eq(ownJoin.info.user, 'alice', "user in alice's own join event");
 
 // Live publications through the server API.
 const live = scenario === 'recovered' ? 3 : 1;
@@ -151,7 +154,7 @@ for (let i = 1; i <= live; i++) {
     watchSubscription('bob', bobSub, bobRec);
     bobSub.subscribe();
     await bobRec.next('subscribed', WAIT, 'bob subscribed');
-    const join = await subRec.next('join', WAIT, 'join of bob');
+    const join = await subRec.next('join', WAIT, 'join of bob', (ctx) => ctx.info.user === 'bob');
     eq(join.info.user, 'bob', 'user in the join event');
     eq(join.info.client, bobConnected.client, 'client in the join event');
     const stats = await within(WAIT, 'sub.presenceStats() with bob', sub.presenceStats());

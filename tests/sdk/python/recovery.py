@@ -64,6 +64,9 @@ async def main(scenario: str) -> None:
     eq(subscribed.stream_position.offset, 0, "stream offset of a new channel")
     epoch = subscribed.stream_position.epoch
     check(epoch != "", f"empty stream epoch: {subscribed.stream_position!r}")
+    # As in Centrifugo, a subscriber is in the channel when its own join is published.
+    own_join = await sub_rec.next("join", "alice's own join")
+    eq(own_join.info.user, "alice", "user in alice's own join event")
 
     live = 3 if scenario == "recovered" else 1
     for i in range(1, live + 1):
@@ -96,7 +99,7 @@ async def main(scenario: str) -> None:
     bob_sub, bob_sub_rec = new_subscription(bob, "bob", CHANNEL)
     await within(WAIT, "bob_sub.subscribe()", bob_sub.subscribe())
     await bob_sub_rec.next("subscribed", "bob subscribed")
-    join = await sub_rec.next("join", "join of bob")
+    join = await sub_rec.next("join", "join of bob", lambda ctx: ctx.info.user == "bob")
     eq(join.info.user, "bob", "user in the join event")
     eq(join.info.client, bob_connected.client, "client in the join event")
     stats = await within(WAIT, "sub.presence_stats() with bob", sub.presence_stats())
