@@ -121,9 +121,8 @@ usage: bench_hub [--connections N] [--publications N] [--interval-ms MS] [--payl
   --out DIR             where the JSON result goes (default bench-results/)
   --checkpoints LIST    connection counts at which idle memory is also measured
                         (default 1000 when N > 1000)
-  --concurrency N       most connections being set up at once (default 100; keeps the
-                        server's accept backlog from overflowing: the hub listens with
-                        backlog 128, not somaxconn's 4096)
+  --concurrency N       most connections being set up at once (default 100; the hub
+                        listens with a backlog of 4096, the overflow counter is reported)
   --sources N           loopback source addresses 127.0.0.2.. to spread clients over (default 4)
   --idle-secs S         idle time before each memory reading (default 3)
   --no-pin              do not pin server and clients to cores 0 and 1 with taskset
