@@ -110,6 +110,7 @@ where
 }
 
 fn count_disconnect(node: &Node, disconnect: &CustomDisconnect) {
+    tracing::debug!(code = disconnect.code, reason = %disconnect.reason, "closing connection");
     node.metrics
         .disconnects
         .get_or_create(&CodeLabel {
