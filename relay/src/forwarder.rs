@@ -1,0 +1,751 @@
+//! One published stream (audio plus video with up to three simulcast layers) and its viewers.
+//!
+//! [`StreamForwarder`] is the state machine the relay driver feeds. Inputs are method calls
+//! that take `now`; outputs are appended to a caller-owned `Vec<Forward>` (per-viewer writes)
+//! or polled ([`StreamForwarder::poll_keyframe_request`]), and
+//! [`StreamForwarder::poll_timeout`] / [`StreamForwarder::handle_timeout`] drive everything
+//! that happens without input (scheduled keyframe requests, a layer going idle, an upgrade
+//! hold ending, a waiting viewer asking again, cache expiry).
+//!
+//! Per publisher packet: the [`IngressTrack`] of its `(kind, layer)` classifies it into a
+//! source and an extended sequence number and caches it (one cache per source, shared by all
+//! viewers); then every viewer's [`SeqTsRewriter`] for that kind decides: forward it with
+//! rewritten numbers, start a new segment with it (audio: any packet of the current source;
+//! video: a keyframe of the viewer's target layer), or drop it. The payload is shared: one
+//! reference-count increment per viewer, no copy.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::ingress::Accepted;
+use crate::ingress::{CacheConfig, IngressTrack};
+use crate::keyframes::{KeyframeKind, KeyframeRequest, KeyframeRequests, RequestOutcome};
+use crate::layers::{LayerAvailability, LayerSelector, SelectorConfig, ViewerPreference};
+use crate::packet::{InboundPacket, LayerId, MediaKind, Payload};
+use crate::rewrite::{DropReason, Rewritten, SeqTsRewriter};
+
+/// A viewer, as the driver names it (one WHEP session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ViewerId(pub u64);
+
+/// Tuning of a [`StreamForwarder`]. `Default` gives the values documented on each field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwarderConfig {
+    /// RTP clock of the audio codec (48 000 for Opus).
+    pub audio_clock_rate: u32,
+    /// RTP clock of video (90 000).
+    pub video_clock_rate: u32,
+    /// At most one keyframe request per layer per this interval (1 s).
+    pub keyframe_interval: Duration,
+    /// A viewer still waiting for a keyframe asks again after this long (1 s).
+    pub keyframe_retry: Duration,
+    /// A video layer that sent nothing for this long is not live (1 s).
+    pub layer_idle_timeout: Duration,
+    /// A sequence number jump larger than this on one SSRC is an encoder restart (3000).
+    pub restart_jump: u16,
+    /// Audio packet cache per source (128 packets, 3 s).
+    pub audio_cache: CacheConfig,
+    /// Video packet cache per source and layer (1024 packets, 3 s).
+    pub video_cache: CacheConfig,
+    /// Layer selection hysteresis.
+    pub selector: SelectorConfig,
+    /// Bitrate assumed for each layer until measured (150 kb/s, 500 kb/s, 1.5 Mb/s).
+    pub nominal_bitrates: [u64; LayerId::COUNT],
+}
+
+impl Default for ForwarderConfig {
+    fn default() -> ForwarderConfig {
+        ForwarderConfig {
+            audio_clock_rate: 48_000,
+            video_clock_rate: 90_000,
+            keyframe_interval: Duration::from_secs(1),
+            keyframe_retry: Duration::from_secs(1),
+            layer_idle_timeout: Duration::from_secs(1),
+            restart_jump: 3000,
+            audio_cache: CacheConfig {
+                capacity: 128,
+                max_age: Duration::from_secs(3),
+            },
+            video_cache: CacheConfig {
+                capacity: 1024,
+                max_age: Duration::from_secs(3),
+            },
+            selector: SelectorConfig::default(),
+            nominal_bitrates: [150_000, 500_000, 1_500_000],
+        }
+    }
+}
+
+/// The first sequence number and timestamp of one of a viewer's outgoing streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RtpBase {
+    /// First sequence number (pick at random).
+    pub seq: u16,
+    /// First timestamp (pick at random).
+    pub timestamp: u32,
+}
+
+/// How a viewer starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ViewerOptions {
+    /// Layer preference.
+    pub preference: ViewerPreference,
+    /// A bandwidth estimate to start from (e.g. the BWE's configured initial bitrate).
+    pub initial_estimate_bps: Option<u64>,
+    /// Bases of the audio stream.
+    pub audio: RtpBase,
+    /// Bases of the video stream.
+    pub video: RtpBase,
+}
+
+/// One packet to write to one viewer (`StreamTx::write_rtp` in the driver).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// To whom.
+    pub viewer: ViewerId,
+    /// Which of the viewer's streams.
+    pub kind: MediaKind,
+    /// Extended outgoing sequence number (str0m's `SeqNo`); `as u16` is the wire value.
+    pub seq: u64,
+    /// Outgoing RTP timestamp.
+    pub timestamp: u32,
+    /// Marker bit.
+    pub marker: bool,
+    /// The publisher's payload type (the driver maps it to the viewer's).
+    pub payload_type: u8,
+    /// The shared payload.
+    pub payload: Payload,
+    /// When the packet arrived from the publisher (the `wallclock` of `RtpWrite::new`).
+    pub received_at: Instant,
+    /// True for an answer to a NACK.
+    pub resend: bool,
+}
+
+/// Counters for metrics. All only increase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// Packets from the publisher.
+    pub packets_in: u64,
+    /// Writes to viewers (live packets, not resends).
+    pub packets_out: u64,
+    /// Per-viewer drops of packets that were meant for the viewer: duplicates and packets too
+    /// far behind. (Packets of layers a viewer does not receive are not counted.)
+    pub packets_dropped: u64,
+    /// Padding-only packets from the publisher, squeezed out instead of forwarded.
+    pub padding_dropped: u64,
+    /// Times a viewer started a new video segment (join, layer switch, new source).
+    pub layer_switches: u64,
+    /// PLI/FIR received from viewers.
+    pub keyframe_requests_in: u64,
+    /// Keyframe requests handed to the driver for the publisher.
+    pub keyframe_requests_out: u64,
+    /// Sequence numbers viewers asked for in NACKs.
+    pub nacks_in: u64,
+    /// NACKed packets resent from the cache.
+    pub nack_resends: u64,
+    /// NACKed packets that could not be resent (never sent, unknown, evicted or expired).
+    pub nack_misses: u64,
+}
+
+/// A snapshot of one viewer, for stats and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewerStatus {
+    /// Layer preference.
+    pub preference: ViewerPreference,
+    /// Last bandwidth estimate.
+    pub estimate_bps: Option<u64>,
+    /// The layer the viewer should get.
+    pub target_layer: Option<LayerId>,
+    /// The layer the viewer is getting (its current video segment).
+    pub current_layer: Option<LayerId>,
+    /// Waiting for a keyframe of the target layer.
+    pub waiting_for_keyframe: bool,
+}
+
+/// The outcome of a NACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NackResult {
+    /// Packets appended to the output.
+    pub resent: usize,
+    /// Sequence numbers that could not be answered.
+    pub missed: usize,
+}
+
+/// Errors of the viewer-facing calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardError {
+    /// `add_viewer` with an id already present.
+    ViewerExists(ViewerId),
+    /// A call about a viewer that is not present.
+    UnknownViewer(ViewerId),
+}
+
+impl fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForwardError::ViewerExists(v) => write!(f, "viewer {} already exists", v.0),
+            ForwardError::UnknownViewer(v) => write!(f, "unknown viewer {}", v.0),
+        }
+    }
+}
+
+impl std::error::Error for ForwardError {}
+
+#[derive(Debug)]
+struct Viewer {
+    id: ViewerId,
+    audio: SeqTsRewriter,
+    video: SeqTsRewriter,
+    selector: LayerSelector,
+    /// The last keyframe request made while waiting for the target layer.
+    asked: Option<(LayerId, Instant)>,
+}
+
+impl Viewer {
+    fn rewriter(&mut self, kind: MediaKind) -> &mut SeqTsRewriter {
+        match kind {
+            MediaKind::Audio => &mut self.audio,
+            MediaKind::Video => &mut self.video,
+        }
+    }
+
+    /// The target layer, when the viewer is not yet receiving its current source.
+    fn needs_keyframe(&self, video: &[IngressTrack; LayerId::COUNT]) -> Option<LayerId> {
+        let target = self.selector.target()?;
+        let source = video[target.index()].current()?;
+        (self.video.active_source() != Some(source)).then_some(target)
+    }
+
+    fn wants_layer(&self, layer: LayerId) -> bool {
+        self.selector.target() == Some(layer)
+            || self.video.active_source().map(|s| s.layer) == Some(layer)
+    }
+}
+
+/// Asks for a keyframe for a viewer that waits for one, at most once per `retry`.
+fn ensure_flow(
+    now: Instant,
+    viewer: &mut Viewer,
+    video: &[IngressTrack; LayerId::COUNT],
+    keyframes: &mut KeyframeRequests,
+    retry: Duration,
+) {
+    match viewer.needs_keyframe(video) {
+        None => viewer.asked = None,
+        Some(layer) => {
+            let due = match viewer.asked {
+                Some((asked_layer, at)) => asked_layer != layer || now >= at + retry,
+                None => true,
+            };
+            if due {
+                keyframes.request(now, layer, KeyframeKind::Pli);
+                viewer.asked = Some((layer, now));
+            }
+        }
+    }
+}
+
+/// The forwarding state of one published stream. See the module docs.
+#[derive(Debug)]
+pub struct StreamForwarder {
+    config: ForwarderConfig,
+    next_generation: u32,
+    audio: IngressTrack,
+    video: [IngressTrack; LayerId::COUNT],
+    availability: LayerAvailability,
+    keyframes: KeyframeRequests,
+    viewers: Vec<Viewer>,
+    index: HashMap<ViewerId, usize>,
+    next_prune: Option<Instant>,
+    counters: Counters,
+}
+
+impl StreamForwarder {
+    /// A forwarder with no publisher and no viewers.
+    pub fn new(config: ForwarderConfig) -> StreamForwarder {
+        let video_track = |layer| {
+            IngressTrack::new(
+                MediaKind::Video,
+                layer,
+                config.video_cache,
+                config.restart_jump,
+                config.layer_idle_timeout,
+            )
+        };
+        StreamForwarder {
+            audio: IngressTrack::new(
+                MediaKind::Audio,
+                LayerId::LOW,
+                config.audio_cache,
+                config.restart_jump,
+                config.layer_idle_timeout,
+            ),
+            video: LayerId::ALL.map(video_track),
+            availability: LayerAvailability::none(),
+            keyframes: KeyframeRequests::new(config.keyframe_interval),
+            viewers: Vec::new(),
+            index: HashMap::new(),
+            next_prune: None,
+            counters: Counters::default(),
+            next_generation: 0,
+            config,
+        }
+    }
+
+    // ----- viewers -------------------------------------------------------------------------
+
+    /// Adds a viewer. Asks the publisher for a keyframe of the viewer's layer at once (or at
+    /// the end of the throttle interval), so the first frame arrives fast.
+    pub fn add_viewer(
+        &mut self,
+        now: Instant,
+        id: ViewerId,
+        options: ViewerOptions,
+    ) -> Result<(), ForwardError> {
+        if self.index.contains_key(&id) {
+            return Err(ForwardError::ViewerExists(id));
+        }
+        let mut selector = LayerSelector::new(self.config.selector, options.preference);
+        if let Some(bps) = options.initial_estimate_bps {
+            selector.set_estimate(bps);
+        }
+        self.viewers.push(Viewer {
+            id,
+            audio: SeqTsRewriter::new(
+                self.config.audio_clock_rate,
+                options.audio.seq,
+                options.audio.timestamp,
+            ),
+            video: SeqTsRewriter::new(
+                self.config.video_clock_rate,
+                options.video.seq,
+                options.video.timestamp,
+            ),
+            selector,
+            asked: None,
+        });
+        let i = self.viewers.len() - 1;
+        self.index.insert(id, i);
+        self.reevaluate(now, i);
+        Ok(())
+    }
+
+    /// Removes a viewer and all its state. Returns whether it was present.
+    pub fn remove_viewer(&mut self, id: ViewerId) -> bool {
+        let Some(i) = self.index.remove(&id) else {
+            return false;
+        };
+        self.viewers.swap_remove(i);
+        if let Some(moved) = self.viewers.get(i) {
+            self.index.insert(moved.id, i);
+        }
+        true
+    }
+
+    /// How many viewers there are.
+    pub fn viewer_count(&self) -> usize {
+        self.viewers.len()
+    }
+
+    /// A snapshot of one viewer.
+    pub fn viewer_status(&self, id: ViewerId) -> Option<ViewerStatus> {
+        let v = &self.viewers[*self.index.get(&id)?];
+        Some(ViewerStatus {
+            preference: v.selector.preference(),
+            estimate_bps: v.selector.estimate(),
+            target_layer: v.selector.target(),
+            current_layer: v.video.active_source().map(|s| s.layer),
+            waiting_for_keyframe: v.needs_keyframe(&self.video).is_some(),
+        })
+    }
+
+    /// A new bandwidth estimate for a viewer (str0m's `EgressBitrateEstimate`).
+    pub fn set_viewer_estimate(
+        &mut self,
+        now: Instant,
+        id: ViewerId,
+        bitrate_bps: u64,
+    ) -> Result<(), ForwardError> {
+        let i = self.viewer_index(id)?;
+        self.viewers[i].selector.set_estimate(bitrate_bps);
+        self.reevaluate(now, i);
+        Ok(())
+    }
+
+    /// The viewer picked a layer, automatic selection, or audio only.
+    pub fn set_viewer_preference(
+        &mut self,
+        now: Instant,
+        id: ViewerId,
+        preference: ViewerPreference,
+    ) -> Result<(), ForwardError> {
+        let i = self.viewer_index(id)?;
+        self.viewers[i].selector.set_preference(preference);
+        self.reevaluate(now, i);
+        Ok(())
+    }
+
+    /// A PLI or FIR from a viewer (str0m's `Event::KeyframeRequest` on the viewer's
+    /// connection). Becomes at most one throttled request for the layer the viewer receives
+    /// (or waits for). Returns what happened to it, `None` when there is nothing to ask for.
+    pub fn handle_viewer_keyframe_request(
+        &mut self,
+        now: Instant,
+        id: ViewerId,
+        kind: KeyframeKind,
+    ) -> Result<Option<RequestOutcome>, ForwardError> {
+        let i = self.viewer_index(id)?;
+        self.counters.keyframe_requests_in += 1;
+        let v = &self.viewers[i];
+        let receiving = v
+            .video
+            .active_source()
+            .filter(|s| self.video[s.layer.index()].current() == Some(*s))
+            .map(|s| s.layer);
+        let layer = receiving.or_else(|| v.needs_keyframe(&self.video));
+        Ok(match layer {
+            Some(layer) if self.video[layer.index()].is_live(now) => {
+                Some(self.keyframes.request(now, layer, kind))
+            }
+            _ => None,
+        })
+    }
+
+    /// A NACK from a viewer for its `kind` stream: appends the packets that can be resent
+    /// (with the viewer's numbers, `resend: true`) to `out`.
+    pub fn handle_viewer_nack(
+        &mut self,
+        now: Instant,
+        id: ViewerId,
+        kind: MediaKind,
+        seqs: &[u16],
+        out: &mut Vec<Forward>,
+    ) -> Result<NackResult, ForwardError> {
+        let i = self.viewer_index(id)?;
+        let v = &mut self.viewers[i];
+        let rewriter = v.rewriter(kind);
+        let mut result = NackResult::default();
+        for &seq in seqs {
+            let cached = rewriter.original_of(seq).and_then(|origin| {
+                let track = match origin.source.kind {
+                    MediaKind::Audio => &self.audio,
+                    MediaKind::Video => &self.video[origin.source.layer.index()],
+                };
+                let packet = track
+                    .source(origin.source)?
+                    .cache
+                    .get(now, origin.orig_seq)
+                    .ok()?;
+                Some((origin, packet))
+            });
+            match cached {
+                Some((origin, p)) => {
+                    out.push(Forward {
+                        viewer: id,
+                        kind,
+                        seq: origin.out_seq,
+                        timestamp: p.timestamp.wrapping_add(origin.ts_offset),
+                        marker: p.marker,
+                        payload_type: p.payload_type,
+                        payload: p.payload.clone(),
+                        received_at: p.received_at,
+                        resend: true,
+                    });
+                    result.resent += 1;
+                }
+                None => result.missed += 1,
+            }
+        }
+        self.counters.nacks_in += seqs.len() as u64;
+        self.counters.nack_resends += result.resent as u64;
+        self.counters.nack_misses += result.missed as u64;
+        Ok(result)
+    }
+
+    // ----- publisher -----------------------------------------------------------------------
+
+    /// A packet from the publisher: appends one [`Forward`] per viewer that gets it to `out`.
+    pub fn handle_publisher_packet(
+        &mut self,
+        now: Instant,
+        packet: &InboundPacket,
+        out: &mut Vec<Forward>,
+    ) {
+        self.counters.packets_in += 1;
+        let kind = packet.kind;
+        let layer = packet.layer;
+        let track = match kind {
+            MediaKind::Audio => &mut self.audio,
+            MediaKind::Video => &mut self.video[layer.index()],
+        };
+        let was_live = track.is_live(now);
+        let acc = track.accept(now, packet, &mut self.next_generation);
+        let became_live = !was_live && track.is_live(now);
+        if !packet.is_padding() {
+            track.cache(now, &acc, packet);
+        }
+        self.next_prune.get_or_insert(now + self.prune_interval());
+
+        let mut layers_changed = false;
+        if kind == MediaKind::Video && became_live {
+            layers_changed = self.refresh_layers(now);
+        }
+
+        if packet.is_padding() {
+            self.counters.padding_dropped += 1;
+            if acc.is_current {
+                for v in &mut self.viewers {
+                    v.rewriter(kind).skip(acc.source, acc.seq);
+                }
+            }
+        } else {
+            if kind == MediaKind::Video && packet.keyframe && acc.is_current {
+                self.keyframes.on_keyframe(layer);
+            }
+            self.fan_out(now, packet, &acc, out);
+        }
+
+        if kind == MediaKind::Video && acc.is_current && (layers_changed || acc.source_changed) {
+            let retry = self.config.keyframe_retry;
+            for v in &mut self.viewers {
+                if acc.source_changed && v.selector.target() == Some(layer) {
+                    // The viewer's earlier request was for the old source.
+                    v.asked = None;
+                }
+                ensure_flow(now, v, &self.video, &mut self.keyframes, retry);
+            }
+        }
+    }
+
+    fn fan_out(
+        &mut self,
+        now: Instant,
+        packet: &InboundPacket,
+        acc: &Accepted,
+        out: &mut Vec<Forward>,
+    ) {
+        let kind = packet.kind;
+        let h = packet.header;
+        // The newest packet of its source cannot fill a gap of a finished segment, so a viewer
+        // whose current segment is another source can skip the lookup.
+        let may_fill_gap = !acc.is_newest;
+        for v in &mut self.viewers {
+            let target = v.selector.target();
+            let rewriter = match kind {
+                MediaKind::Audio => &mut v.audio,
+                MediaKind::Video => &mut v.video,
+            };
+            let active = rewriter.active_source() == Some(acc.source);
+            let mut result = if active || may_fill_gap {
+                rewriter.rewrite(now, acc.source, acc.seq, h.timestamp)
+            } else {
+                Rewritten::Drop(DropReason::NotActive)
+            };
+            if let Rewritten::Drop(DropReason::NotActive) = result {
+                let may_start = acc.is_current
+                    && !active
+                    && match kind {
+                        MediaKind::Audio => true,
+                        MediaKind::Video => packet.keyframe && target == Some(packet.layer),
+                    };
+                if may_start {
+                    result = rewriter.start_segment(now, acc.source, acc.seq, h.timestamp);
+                    if kind == MediaKind::Video {
+                        self.counters.layer_switches += 1;
+                        v.asked = None;
+                    }
+                } else {
+                    continue;
+                }
+            }
+            match result {
+                Rewritten::Forward { seq, timestamp } => {
+                    out.push(Forward {
+                        viewer: v.id,
+                        kind,
+                        seq,
+                        timestamp,
+                        marker: h.marker,
+                        payload_type: h.payload_type,
+                        payload: packet.payload.clone(),
+                        received_at: now,
+                        resend: false,
+                    });
+                    self.counters.packets_out += 1;
+                }
+                Rewritten::Drop(_) => self.counters.packets_dropped += 1,
+            }
+        }
+    }
+
+    /// str0m's `Event::StreamPaused` for one of the publisher's streams.
+    pub fn handle_publisher_paused(
+        &mut self,
+        now: Instant,
+        kind: MediaKind,
+        layer: LayerId,
+        paused: bool,
+    ) {
+        match kind {
+            MediaKind::Audio => self.audio.set_paused(paused),
+            MediaKind::Video => {
+                self.video[layer.index()].set_paused(paused);
+                if self.refresh_layers(now) {
+                    self.ensure_flow_all(now);
+                }
+            }
+        }
+    }
+
+    /// The publisher is gone (DELETE, ICE timeout). Viewers keep their state; when a publisher
+    /// comes back its packets are new sources, and every viewer continues its numbering.
+    pub fn publisher_left(&mut self, now: Instant) {
+        self.audio.end();
+        for t in &mut self.video {
+            t.end();
+        }
+        self.keyframes.reset();
+        self.refresh_layers(now);
+        for v in &mut self.viewers {
+            v.asked = None;
+        }
+    }
+
+    /// Which video layers are live, with their bitrates.
+    pub fn availability(&self) -> LayerAvailability {
+        self.availability
+    }
+
+    // ----- output and time -----------------------------------------------------------------
+
+    /// The next keyframe request for the publisher (`StreamRx::request_keyframe` on the RID of
+    /// `layer`).
+    pub fn poll_keyframe_request(&mut self) -> Option<KeyframeRequest> {
+        let r = self.keyframes.poll_request();
+        if r.is_some() {
+            self.counters.keyframe_requests_out += 1;
+        }
+        r
+    }
+
+    /// When [`StreamForwarder::handle_timeout`] next has work, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let retry = self.config.keyframe_retry;
+        let viewers = self.viewers.iter().flat_map(|v| {
+            let waiting = v
+                .needs_keyframe(&self.video)
+                .and(v.asked)
+                .map(|(_, at)| at + retry);
+            [v.selector.next_timeout(), waiting]
+        });
+        // Only layers still counted live: once handle_timeout has seen one go idle, its
+        // deadline is in the past and must not be reported again.
+        let idle = LayerId::ALL
+            .into_iter()
+            .filter(|l| self.availability.is_live(*l))
+            .filter_map(|l| self.video[l.index()].idle_deadline());
+        [self.keyframes.poll_timeout(), self.next_prune]
+            .into_iter()
+            .chain(viewers)
+            .flatten()
+            .chain(idle)
+            .min()
+    }
+
+    /// Does what is due at `now`. Calling it early or twice is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Requests nobody wants any more are dropped before they go out.
+        for layer in LayerId::ALL {
+            if self.keyframes.is_pending(layer)
+                && !self.viewers.iter().any(|v| v.wants_layer(layer))
+            {
+                self.keyframes.cancel(layer);
+            }
+        }
+        self.keyframes.handle_timeout(now);
+        self.refresh_layers(now);
+        for i in 0..self.viewers.len() {
+            if self.viewers[i]
+                .selector
+                .next_timeout()
+                .is_some_and(|t| t <= now)
+            {
+                self.viewers[i].selector.evaluate(now, &self.availability);
+            }
+        }
+        self.ensure_flow_all(now);
+        if self.next_prune.is_some_and(|t| t <= now) {
+            self.audio.prune(now);
+            for t in &mut self.video {
+                t.prune(now);
+            }
+            let any_source =
+                self.audio.source_count() > 0 || self.video.iter().any(|t| t.source_count() > 0);
+            self.next_prune = any_source.then(|| now + self.prune_interval());
+        }
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    // ----- internals -----------------------------------------------------------------------
+
+    fn viewer_index(&self, id: ViewerId) -> Result<usize, ForwardError> {
+        self.index
+            .get(&id)
+            .copied()
+            .ok_or(ForwardError::UnknownViewer(id))
+    }
+
+    fn prune_interval(&self) -> Duration {
+        self.config
+            .video_cache
+            .max_age
+            .min(self.config.audio_cache.max_age)
+            / 2
+    }
+
+    /// Recomputes which layers are live; re-evaluates every viewer's target if that changed.
+    /// Returns whether it changed.
+    fn refresh_layers(&mut self, now: Instant) -> bool {
+        let mut availability = LayerAvailability::none();
+        for layer in LayerId::ALL {
+            let track = &self.video[layer.index()];
+            if track.is_live(now) {
+                let rate = track
+                    .measured_bitrate()
+                    .unwrap_or(self.config.nominal_bitrates[layer.index()]);
+                availability.set(layer, Some(rate));
+            }
+        }
+        if availability == self.availability {
+            return false;
+        }
+        self.availability = availability;
+        for v in &mut self.viewers {
+            v.selector.evaluate(now, &availability);
+        }
+        true
+    }
+
+    /// Re-evaluates one viewer's target and asks for a keyframe if it now waits for one.
+    fn reevaluate(&mut self, now: Instant, i: usize) {
+        let retry = self.config.keyframe_retry;
+        let v = &mut self.viewers[i];
+        v.selector.evaluate(now, &self.availability);
+        if v.selector.preference() == ViewerPreference::AudioOnly {
+            v.video.stop();
+        }
+        ensure_flow(now, v, &self.video, &mut self.keyframes, retry);
+    }
+
+    fn ensure_flow_all(&mut self, now: Instant) {
+        let retry = self.config.keyframe_retry;
+        for v in &mut self.viewers {
+            ensure_flow(now, v, &self.video, &mut self.keyframes, retry);
+        }
+    }
+}
