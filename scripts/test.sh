@@ -17,8 +17,9 @@
 #   - PyPI packages from tests/requirements.txt into a venv at $HOME/.cache/rootcast-venv
 #     (ROOTCAST_VENV overrides), again only when requirements.txt changed.
 # It also checks that PostgreSQL (127.0.0.1:5432), Redis (127.0.0.1:6379) and NATS
-# (127.0.0.1:4222) answer and starts those that don't. No test needs them yet, so a service
-# that is missing or won't start is a warning; ROOTCAST_REQUIRE_SERVICES=1 makes it an error.
+# (127.0.0.1:4222) answer and starts those that don't. The store tests need PostgreSQL, so a
+# service that is missing or won't start is an error; ROOTCAST_REQUIRE_SERVICES=0 makes it a
+# warning (and the PostgreSQL tests then skip with a note) for a machine without them.
 #
 # Environment:
 #   CARGO_TARGET_DIR            build folder; default $HOME/.cache/rootcast-target (outside
@@ -26,7 +27,7 @@
 #   ROOTCAST_VENV               the tests' Python venv; default $HOME/.cache/rootcast-venv
 #   ROOTCAST_SKIP_INSTALL=1     check nothing, install nothing; just run the checks
 #   ROOTCAST_INSTALL_ONLY=1     install and start what the tests need, then stop
-#   ROOTCAST_REQUIRE_SERVICES=1 a database/broker that doesn't answer fails the run
+#   ROOTCAST_REQUIRE_SERVICES=0 a database/broker that doesn't answer is only a warning
 # Exported for the tests:
 #   ROOTCAST_TEST_NODE_MODULES  absolute path of tests/node_modules
 #   ROOTCAST_TEST_PYTHON        the venv's python interpreter
@@ -40,10 +41,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rootcast-target}"
 VENV="${ROOTCAST_VENV:-$HOME/.cache/rootcast-venv}"
 SKIP_INSTALL="${ROOTCAST_SKIP_INSTALL:-0}"
 INSTALL_ONLY="${ROOTCAST_INSTALL_ONLY:-0}"
-REQUIRE_SERVICES="${ROOTCAST_REQUIRE_SERVICES:-0}"
+REQUIRE_SERVICES="${ROOTCAST_REQUIRE_SERVICES:-1}"
 # This script's own settings go no further: `rootcast serve` rejects ROOTCAST_* variables
 # that name no config key, and the tests start it with their environment.
 unset ROOTCAST_VENV ROOTCAST_SKIP_INSTALL ROOTCAST_INSTALL_ONLY ROOTCAST_REQUIRE_SERVICES
+# The tests read it back (tests that start the binary strip ROOTCAST_* from its environment).
+export ROOTCAST_REQUIRE_SERVICES="$REQUIRE_SERVICES"
 export ROOTCAST_TEST_NODE_MODULES="$ROOT/tests/node_modules"
 export ROOTCAST_TEST_PYTHON="$VENV/bin/python"
 # Test programs talk only to 127.0.0.1: a proxy from the environment must not get in the way.
@@ -227,7 +230,7 @@ service_problem() {
     if [ "$REQUIRE_SERVICES" = "1" ]; then
         printf '%serror: %s%s\n' "$RED" "$*" "$RESET" >&2
     else
-        warn "$* (no test needs it yet; ROOTCAST_REQUIRE_SERVICES=1 makes this an error)"
+        warn "$* (ROOTCAST_REQUIRE_SERVICES=0: the tests that need it will skip)"
     fi
     SERVICE_PROBLEMS=$((SERVICE_PROBLEMS + 1))
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use rootcast_config::{Config, LogFormat};
+use rootcast_hub::store::{DemoLoad, Store, StoreOptions};
 use rootcast_hub::{Node, RpcRegistry};
 
 #[derive(Parser)]
@@ -36,6 +37,10 @@ enum Command {
         /// Log format (overrides `log.format`): text or json.
         #[arg(long)]
         log_format: Option<String>,
+        /// Load the demo organisation (Shaanxi: 12 cities, 106 counties, …) unless it is
+        /// there already. An empty store gets it anyway.
+        #[arg(long)]
+        demo: bool,
     },
     /// Check or print configuration.
     Config {
@@ -100,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             address,
             log_level,
             log_format,
+            demo,
         } => {
             let mut config = source.load()?;
             for (key, value) in [
@@ -119,7 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, demo))
         }
         Command::Config {
             command: ConfigCommand::Check { file },
@@ -196,7 +202,31 @@ fn random_secret() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-async fn serve(mut config: Config) -> anyhow::Result<()> {
+/// Opens the store (applying migrations) and loads the demo organisation when asked to or
+/// when the store is empty.
+async fn open_store(config: &Config, demo: bool) -> anyhow::Result<Store> {
+    let store = Store::open(&StoreOptions::from_config(&config.store)).await?;
+    let units = store.unit_count().await?;
+    if demo || units == 0 {
+        match store.load_demo().await? {
+            DemoLoad::Loaded(count) if demo => {
+                tracing::info!(units = count, "loaded the demo organisation (--demo)");
+            }
+            DemoLoad::Loaded(count) => tracing::info!(
+                units = count,
+                "the store was empty: loaded the demo organisation"
+            ),
+            DemoLoad::AlreadyPresent => tracing::info!("the demo organisation is loaded already"),
+            DemoLoad::OtherOrganisation(count) => tracing::warn!(
+                units = count,
+                "--demo: the store holds another organisation; the demo was not loaded"
+            ),
+        }
+    }
+    Ok(store)
+}
+
+async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     let mut generated = Vec::new();
     if config.client.token.hmac_secret_key.is_empty()
         && config.client.token.rsa_public_key.is_empty()
@@ -220,6 +250,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let listener =
         rootcast_hub::server::bind(address).with_context(|| format!("listening on {address}"))?;
     let address = listener.local_addr()?;
+    let store = open_store(&config, demo).await?;
     let node = Node::new(config.clone(), RpcRegistry::default())?;
     let app = rootcast_hub::server::router(node.clone()).merge(rootcast_web::router());
 
@@ -228,6 +259,11 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     println!("  websocket   ws://{address}/connection/websocket");
     println!("  server API  http://{address}/api/<method>");
     println!("  metrics     http://{address}/metrics");
+    println!(
+        "  store       {} ({} units)",
+        store.url(),
+        store.unit_count().await?
+    );
     if !generated.is_empty() {
         println!("generated for this run (set them in the configuration to keep them):");
         for line in &generated {
@@ -244,6 +280,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(%address, node = node.name(), "serving");
     rootcast_hub::server::serve(listener, app, Arc::clone(&node), shutdown_signal()).await?;
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

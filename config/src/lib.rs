@@ -68,6 +68,29 @@ pub struct Config {
     pub http_api: HttpApiConfig,
     /// `[channel]`: channel names and namespaces.
     pub channel: ChannelConfig,
+    /// `[store]`: the durable store (org tree, later directives and the audit log).
+    pub store: StoreConfig,
+}
+
+/// The durable store: SQLite embedded by default, PostgreSQL for several nodes.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` (relative to the working directory; the file and its
+    /// directory are created when missing), `sqlite::memory:` (lost at exit), or
+    /// `postgres://user:password@host:port/database`. Default `sqlite://data/rootcast.db`.
+    pub url: String,
+    /// Most database connections the process holds. Default 10.
+    pub max_connections: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "sqlite://data/rootcast.db".to_owned(),
+            max_connections: 10,
+        }
+    }
 }
 
 /// The HTTP listener that serves the WebSocket endpoint, the server API, metrics and the

@@ -23,6 +23,7 @@ impl Config {
         self.check_log(&mut problems);
         self.check_client(&mut problems);
         self.check_channel(&mut problems);
+        self.check_store(&mut problems);
         if problems.0.is_empty() {
             Ok(())
         } else {
@@ -47,6 +48,32 @@ impl Config {
             problems.add(
                 "http.shutdown_timeout",
                 "must be more than 0: it is how long shutdown lets connections drain",
+            );
+        }
+    }
+
+    fn check_store(&self, problems: &mut Problems) {
+        let url = self.store.url.trim();
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if !known.iter().any(|scheme| url.starts_with(scheme)) {
+            problems.add(
+                "store.url",
+                format!(
+                    "{url:?} names no known database; write \"sqlite://data/rootcast.db\" (a \
+                     file), \"sqlite::memory:\" (lost at exit) or \
+                     \"postgres://user@host:5432/database\""
+                ),
+            );
+        } else if (url == "sqlite:" || url == "sqlite://") || url.ends_with("://") {
+            problems.add(
+                "store.url",
+                format!("{url:?} names no file or database after the scheme"),
+            );
+        }
+        if self.store.max_connections == 0 {
+            problems.add(
+                "store.max_connections",
+                "must be at least 1: the store needs a connection to do anything",
             );
         }
     }
@@ -439,6 +466,29 @@ mod tests {
             "-----BEGIN RSA PUBLIC KEY-----\nMII\n-----END RSA PUBLIC KEY-----".into();
         config.client.token.ecdsa_public_key = PEM.into();
         assert_eq!(problems(&config), []);
+    }
+
+    #[test]
+    fn store_url_and_connections() {
+        assert_rejects("store.url", "names no known database", |c| {
+            c.store.url = "mysql://db/x".into()
+        });
+        assert_rejects("store.url", "names no file or database", |c| {
+            c.store.url = "sqlite://".into()
+        });
+        assert_rejects("store.max_connections", "at least 1", |c| {
+            c.store.max_connections = 0
+        });
+        for url in [
+            "sqlite::memory:",
+            "sqlite:///var/lib/rootcast/db.sqlite",
+            "postgres://postgres@127.0.0.1:5432/test",
+            "postgresql://u:p@db/rootcast",
+        ] {
+            let mut config = Config::default();
+            config.store.url = url.into();
+            assert_eq!(problems(&config), [], "{url}");
+        }
     }
 
     #[test]

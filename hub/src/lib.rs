@@ -20,6 +20,8 @@
 //! - [`node`]: the shared state of a hub process and the operations on channels.
 //! - [`api`]: the server HTTP API. [`server`]: routes and graceful shutdown.
 //! - [`metrics`], [`rate_limit`], [`rpc`].
+//! - [`org`]: the organisation tree's types and rules, import/export formats, the demo
+//!   organisation (no IO); [`store`]: the durable store over SQLite or PostgreSQL.
 //!
 //! # Flow of a publication
 //! `api` or `client` → [`Node::publish`](node::Node::publish) → `Broker::publish` (offset,
@@ -36,12 +38,14 @@ pub mod connection;
 pub mod hub;
 pub mod metrics;
 pub mod node;
+pub mod org;
 pub mod outbound;
 pub mod presence;
 pub mod protocol;
 pub mod rate_limit;
 pub mod rpc;
 pub mod server;
+pub mod store;
 pub mod stream;
 pub mod token;
 

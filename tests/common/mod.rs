@@ -26,6 +26,7 @@ pub struct TestServer {
     pub hmac_secret: String,
     child: Child,
     config_path: PathBuf,
+    store_path: PathBuf,
 }
 
 impl TestServer {
@@ -43,6 +44,8 @@ impl TestServer {
             unique()
         ));
         std::fs::write(&config_path, extra_toml).expect("writing the test config");
+        // Each server gets its own SQLite file, removed on drop.
+        let store_path = config_path.with_extension("db");
         let mut command = rootcast_command();
         command
             .args(["serve", "--config"])
@@ -50,6 +53,10 @@ impl TestServer {
             .args(["--address", "127.0.0.1:0"])
             .env("ROOTCAST_CLIENT_TOKEN_HMAC_SECRET_KEY", HMAC_SECRET)
             .env("ROOTCAST_HTTP_API_KEY", API_KEY)
+            .env(
+                "ROOTCAST_STORE_URL",
+                format!("sqlite://{}", store_path.display()),
+            )
             .env(
                 "ROOTCAST_LOG_LEVEL",
                 std::env::var("ROOTCAST_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -90,6 +97,7 @@ impl TestServer {
             hmac_secret: HMAC_SECRET.to_owned(),
             child,
             config_path,
+            store_path,
         }
     }
 
@@ -149,6 +157,11 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.config_path);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut path = self.store_path.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
