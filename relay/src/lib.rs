@@ -52,6 +52,24 @@
 //! | [`ingress`] | the publisher side of a track: sources, extended seq, restarts, liveness, bitrate |
 //! | [`forwarder`] | one stream and its viewers: ties the above together, counters |
 //!
+//! Around the core (these do IO; the core modules above still use nothing but `std`):
+//!
+//! | module | concept |
+//! | --- | --- |
+//! | [`config`] | [`RelayConfig`]: UDP bind, announced addresses, capacity limits |
+//! | [`driver`] | the tokio task: one UDP socket, one str0m `Rtc` per peer, events → core |
+//! | [`sdp_checks`] | offer checks before str0m (400/422) and the media-section summary |
+//! | [`whip`] | WHIP/WHEP over HTTP: the axum [`router`] |
+//!
+//! Wiring it into a server:
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let relay = rootcast_relay::start(rootcast_relay::RelayConfig::default()).await?;
+//! let app: axum::Router = rootcast_relay::router(relay.clone());
+//! # let _ = app; Ok(()) }
+//! ```
+//!
 //! ## Invariants
 //!
 //! - **A viewer sees one continuous stream per kind.** Among the packets forwarded to one
@@ -83,12 +101,16 @@
 #![deny(missing_docs)]
 
 pub mod cache;
+pub mod config;
+pub mod driver;
 pub mod forwarder;
 pub mod ingress;
 pub mod keyframes;
 pub mod layers;
 pub mod packet;
 pub mod rewrite;
+pub mod sdp_checks;
+pub mod whip;
 
 pub use cache::{CacheMiss, CachedPacket, PacketCache};
 pub use forwarder::{
@@ -100,3 +122,8 @@ pub use keyframes::{KeyframeKind, KeyframeRequest, KeyframeRequests, RequestOutc
 pub use layers::{LayerAvailability, LayerSelector, SelectorConfig, ViewerPreference};
 pub use packet::{Codec, InboundPacket, LayerId, MediaKind, PacketHeader, Payload, SourceKey};
 pub use rewrite::{DropReason, Rewritten, SeqTsRewriter};
+
+pub use config::RelayConfig;
+pub use driver::{Negotiated, RelayError, RelayHandle, RelayStats, StreamStats, start};
+pub use sdp_checks::OfferRole;
+pub use whip::router;

@@ -1,0 +1,1301 @@
+//! The tokio driver around str0m: one UDP socket, one `str0m::Rtc` per peer, and the
+//! forwarding core in between.
+//!
+//! A thin layer: **the core decides, the driver moves bytes.** It owns the socket and the
+//! clock, feeds every `Rtc` its datagrams (`Input::Receive`) and timeouts (`Input::Timeout`),
+//! drains `poll_output` until `Output::Timeout`, sends each `Transmit`, and maps str0m's
+//! events into [`StreamForwarder`] calls exactly as `relay/DESIGN.md` §5 lists them:
+//!
+//! | str0m (peer) | core |
+//! | --- | --- |
+//! | publisher `Event::RtpPacket` | `handle_publisher_packet` → each [`Forward`] → the viewer's `StreamTx::write_rtp(.. .nackable(true))` |
+//! | publisher `Event::StreamPaused` | `handle_publisher_paused` |
+//! | viewer `Event::Connected` | `add_viewer` (random RTP bases; asks for a keyframe) |
+//! | viewer `Event::KeyframeRequest` | `handle_viewer_keyframe_request` |
+//! | viewer `Event::EgressBitrateEstimate` | `set_viewer_estimate` |
+//! | `poll_keyframe_request()` | publisher `StreamRx::request_keyframe` for the layer's RID |
+//! | `poll_timeout()` | `handle_timeout(now)` when due |
+//! | ICE not connected in time, disconnected past the grace, `Closed`, DELETE | `remove_viewer` / `publisher_left`, and every map entry of the peer removed |
+//!
+//! One task runs everything ([`start`] spawns it); HTTP handlers talk to it through a
+//! [`RelayHandle`] (an mpsc channel). The expensive, stateless part of a new session — SDP
+//! checks, the DTLS certificate, `accept_offer` — runs on the caller's task
+//! ([`RelayHandle::negotiate`]); the driver only decides whether to adopt the ready `Rtc`
+//! (409, 404, 422, 503) so one slow offer does not stall forwarding.
+//!
+//! Not yet: ICE-TCP (RFC 4571) and TURN `Link` headers, trickle ICE / ICE restart, `sendmmsg`
+//! batching, a timer heap (every iteration scans all peers: fine for hundreds of peers, not
+//! for tens of thousands), header-extension pass-through (audio level, video orientation),
+//! reports to the hub. See `relay/DESIGN.md` §7.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng as _;
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::SdpOffer;
+use str0m::format::{Codec as StrCodec, PayloadParams};
+use str0m::media::{KeyframeRequestKind, MediaKind as StrKind, Mid, Pt, Rid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::RelayConfig;
+use crate::forwarder::{
+    Counters, Forward, ForwarderConfig, RtpBase, StreamForwarder, ViewerId, ViewerOptions,
+};
+use crate::keyframes::KeyframeKind;
+use crate::layers::ViewerPreference;
+use crate::packet::{Codec, InboundPacket, LayerId, MediaKind, PacketHeader};
+use crate::sdp_checks::{self, OfferRole, OfferSummary, SdpProblem, SectionKind};
+
+/// Largest datagram read from the socket.
+const RECV_BUF: usize = 2048;
+/// Datagrams read in one go before the peers are polled.
+const RECV_BATCH: usize = 64;
+/// The loop wakes at least this often (lifecycle checks).
+const MAX_SLEEP: Duration = Duration::from_millis(250);
+
+/// Why the relay refused or could not do something. Each maps to one HTTP status
+/// ([`RelayError::status`]); the `Display` text is the response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayError {
+    /// 400: the offer is malformed or hostile, or str0m could not negotiate it.
+    BadSdp(String),
+    /// 422: no codec the relay forwards (or none the publisher sends).
+    UnsupportedCodec(String),
+    /// 404: WHEP for a stream that has no publisher.
+    NoPublisher,
+    /// 404: no such session.
+    UnknownSession,
+    /// 409: the stream already has a publisher.
+    PublisherExists,
+    /// 503: too many streams or viewers.
+    AtCapacity(String),
+    /// 503: the driver task is not running.
+    Stopped,
+}
+
+impl RelayError {
+    /// The HTTP status code for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            RelayError::BadSdp(_) => 400,
+            RelayError::UnsupportedCodec(_) => 422,
+            RelayError::NoPublisher | RelayError::UnknownSession => 404,
+            RelayError::PublisherExists => 409,
+            RelayError::AtCapacity(_) | RelayError::Stopped => 503,
+        }
+    }
+}
+
+impl fmt::Display for RelayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RelayError::BadSdp(why) => write!(f, "{why}"),
+            RelayError::UnsupportedCodec(why) => write!(f, "{why}"),
+            RelayError::NoPublisher => write!(f, "the stream has no publisher"),
+            RelayError::UnknownSession => write!(f, "no such session"),
+            RelayError::PublisherExists => write!(f, "the stream already has a publisher"),
+            RelayError::AtCapacity(why) => write!(f, "the relay is at capacity: {why}"),
+            RelayError::Stopped => write!(f, "the relay is not running"),
+        }
+    }
+}
+
+impl std::error::Error for RelayError {}
+
+impl From<SdpProblem> for RelayError {
+    fn from(p: SdpProblem) -> RelayError {
+        match p {
+            SdpProblem::Malformed(_) => RelayError::BadSdp(p.to_string()),
+            SdpProblem::NoSupportedCodec => RelayError::UnsupportedCodec(p.to_string()),
+        }
+    }
+}
+
+/// A session the relay adopted: what the HTTP layer answers with.
+#[derive(Debug, Clone)]
+pub struct Negotiated {
+    /// The session id (the last segment of the `Location`).
+    pub session: String,
+    /// The SDP answer.
+    pub answer: String,
+    /// The entity tag of the session's ICE state (for `If-Match` on PATCH, later).
+    pub etag: String,
+}
+
+/// A snapshot of the relay for stats and tests.
+#[derive(Debug, Clone, Default)]
+pub struct RelayStats {
+    /// Peers (str0m `Rtc`s) alive in the driver, publishers and viewers.
+    pub peers: usize,
+    /// Entries of the address → peer demultiplexing map.
+    pub addresses: usize,
+    /// Streams, sorted by name.
+    pub streams: Vec<StreamStats>,
+}
+
+/// One stream in [`RelayStats`].
+#[derive(Debug, Clone)]
+pub struct StreamStats {
+    /// The stream name.
+    pub name: String,
+    /// Whether a publisher session is attached.
+    pub has_publisher: bool,
+    /// WHEP sessions attached (connected or not).
+    pub viewer_sessions: usize,
+    /// Viewers the forwarding core holds (connected ones).
+    pub forwarder_viewers: usize,
+    /// The core's counters.
+    pub counters: Counters,
+}
+
+/// The handle to a running relay: cheap to clone; every clone talks to the same driver task.
+#[derive(Clone)]
+pub struct RelayHandle {
+    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RelayHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayHandle")
+            .field("udp_addr", &self.shared.udp_addr)
+            .field("candidates", &self.shared.candidates)
+            .finish()
+    }
+}
+
+struct Shared {
+    config: RelayConfig,
+    udp_addr: SocketAddr,
+    candidates: Vec<SocketAddr>,
+}
+
+/// Binds the UDP socket and spawns the driver task on the current tokio runtime.
+///
+/// The task runs until [`RelayHandle::shutdown`] or until every handle is dropped.
+pub async fn start(config: RelayConfig) -> io::Result<RelayHandle> {
+    config
+        .validate()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let socket = UdpSocket::bind(config.udp_bind).await?;
+    let udp_addr = socket.local_addr()?;
+    let candidates = config.candidate_addrs(udp_addr);
+    // With a wildcard bind the datagram's real destination is unknown without IP_PKTINFO;
+    // str0m matches it against the local candidates, so use the (first) announced one.
+    let destination = if udp_addr.ip().is_unspecified() {
+        candidates[0]
+    } else {
+        udp_addr
+    };
+    let shared = Arc::new(Shared {
+        config,
+        udp_addr,
+        candidates,
+    });
+    let (tx, rx) = mpsc::channel(256);
+    let driver = Driver {
+        shared: shared.clone(),
+        destination,
+        peers: HashMap::new(),
+        sessions: HashMap::new(),
+        by_addr: HashMap::new(),
+        streams: HashMap::new(),
+        next_key: 1,
+        dirty: HashSet::new(),
+        forwards: Vec::new(),
+    };
+    tokio::spawn(driver.run(socket, rx));
+    tracing::info!(udp = %udp_addr, candidates = ?shared.candidates, "relay started");
+    Ok(RelayHandle { tx, shared })
+}
+
+impl RelayHandle {
+    /// The bound UDP address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.shared.udp_addr
+    }
+
+    /// The ICE host candidates announced in answers.
+    pub fn candidates(&self) -> &[SocketAddr] {
+        &self.shared.candidates
+    }
+
+    /// The configuration the relay runs with.
+    pub fn config(&self) -> &RelayConfig {
+        &self.shared.config
+    }
+
+    /// Checks an offer, negotiates it with a new `Rtc` and hands that to the driver, which
+    /// adopts it as the stream's publisher ([`OfferRole::Publish`], WHIP) or as a viewer
+    /// ([`OfferRole::View`], WHEP).
+    pub async fn negotiate(
+        &self,
+        role: OfferRole,
+        stream: &str,
+        offer: &str,
+    ) -> Result<Negotiated, RelayError> {
+        let summary = sdp_checks::check_offer(offer, role)?;
+        let (rtc, answer) = self.accept(role, offer)?;
+        let session = random_hex();
+        let etag = format!("\"{}\"", &session[..16]);
+        let (reply, answered) = oneshot::channel();
+        let prepared = Prepared {
+            session: session.clone(),
+            role,
+            stream: stream.to_string(),
+            rtc: Box::new(rtc),
+            summary,
+        };
+        self.tx
+            .send(Command::Adopt {
+                prepared: Box::new(prepared),
+                reply,
+            })
+            .await
+            .map_err(|_| RelayError::Stopped)?;
+        answered.await.map_err(|_| RelayError::Stopped)??;
+        Ok(Negotiated {
+            session,
+            answer,
+            etag,
+        })
+    }
+
+    /// Ends a session (WHIP/WHEP `DELETE`). `Ok(false)` when there is no such session.
+    pub async fn end(
+        &self,
+        role: OfferRole,
+        stream: &str,
+        session: &str,
+    ) -> Result<bool, RelayError> {
+        self.ask(|reply| Command::End {
+            key: SessionRef::new(role, stream, session),
+            reply,
+        })
+        .await
+    }
+
+    /// Whether a session exists.
+    pub async fn session_exists(
+        &self,
+        role: OfferRole,
+        stream: &str,
+        session: &str,
+    ) -> Result<bool, RelayError> {
+        self.ask(|reply| Command::Exists {
+            key: SessionRef::new(role, stream, session),
+            reply,
+        })
+        .await
+    }
+
+    /// A snapshot of peers, streams and counters.
+    pub async fn stats(&self) -> Result<RelayStats, RelayError> {
+        self.ask(|reply| Command::Stats { reply }).await
+    }
+
+    /// Stops the driver task (every session ends).
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown).await;
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, RelayError> {
+        let (reply, answered) = oneshot::channel();
+        self.tx
+            .send(command(reply))
+            .await
+            .map_err(|_| RelayError::Stopped)?;
+        answered.await.map_err(|_| RelayError::Stopped)
+    }
+
+    fn accept(&self, role: OfferRole, offer: &str) -> Result<(Rtc, String), RelayError> {
+        let config = &self.shared.config;
+        let mut builder = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true);
+        if role == OfferRole::View {
+            builder = builder.enable_bwe(Some(Bitrate::bps(config.initial_viewer_bitrate_bps)));
+        }
+        // str0m's SDP parser and negotiation are not ours: a panic on hostile input must
+        // become a 400, not a dead handler.
+        let negotiated = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let offer = SdpOffer::from_sdp_string(offer)
+                .map_err(|e| RelayError::BadSdp(format!("malformed SDP offer: {e}")))?;
+            let mut rtc = builder.build(Instant::now());
+            for addr in &self.shared.candidates {
+                let candidate = Candidate::host(*addr, "udp")
+                    .map_err(|e| RelayError::BadSdp(format!("candidate {addr}: {e}")))?;
+                rtc.add_local_candidate(candidate);
+            }
+            let answer = rtc
+                .sdp_api()
+                .accept_offer(offer)
+                .map_err(|e| RelayError::BadSdp(format!("cannot negotiate the offer: {e}")))?;
+            Ok::<_, RelayError>((rtc, answer.to_sdp_string()))
+        }));
+        match negotiated {
+            Ok(result) => result,
+            Err(_) => Err(RelayError::BadSdp(
+                "the SDP offer could not be negotiated".to_string(),
+            )),
+        }
+    }
+}
+
+fn random_hex() -> String {
+    let n: u128 = rand::rng().random();
+    format!("{n:032x}")
+}
+
+/// Names a session from the HTTP side.
+#[derive(Debug)]
+struct SessionRef {
+    role: OfferRole,
+    stream: String,
+    session: String,
+}
+
+impl SessionRef {
+    fn new(role: OfferRole, stream: &str, session: &str) -> SessionRef {
+        SessionRef {
+            role,
+            stream: stream.to_string(),
+            session: session.to_string(),
+        }
+    }
+}
+
+struct Prepared {
+    session: String,
+    role: OfferRole,
+    stream: String,
+    rtc: Box<Rtc>,
+    summary: OfferSummary,
+}
+
+enum Command {
+    Adopt {
+        prepared: Box<Prepared>,
+        reply: oneshot::Sender<Result<(), RelayError>>,
+    },
+    End {
+        key: SessionRef,
+        reply: oneshot::Sender<bool>,
+    },
+    Exists {
+        key: SessionRef,
+        reply: oneshot::Sender<bool>,
+    },
+    Stats {
+        reply: oneshot::Sender<RelayStats>,
+    },
+    Shutdown,
+}
+
+/// A peer's key inside the driver; a viewer's [`ViewerId`] is its key.
+type Key = u64;
+
+struct Peer {
+    rtc: Box<Rtc>,
+    session: String,
+    stream: Arc<str>,
+    role: Role,
+    /// When the `Rtc` next wants `Input::Timeout`.
+    timeout: Instant,
+    created: Instant,
+    connected: bool,
+    disconnected_since: Option<Instant>,
+    dead: bool,
+}
+
+enum Role {
+    Publisher(Publisher),
+    Viewer(Viewer),
+}
+
+struct Publisher {
+    /// mid → kind, for the sections that carry media.
+    kinds: HashMap<Mid, MediaKind>,
+    /// The video mid (one video track per publisher).
+    video_mid: Option<Mid>,
+    /// Simulcast RIDs of the video mid with their layer.
+    rid_layers: Vec<(Rid, LayerId)>,
+    /// SSRC → (kind, layer), learned from `StreamRx` on first sight.
+    sources: HashMap<Ssrc, Option<(MediaKind, LayerId)>>,
+    /// Payload type → codec.
+    codecs: HashMap<u8, Codec>,
+}
+
+struct Viewer {
+    joined: bool,
+    /// The offer's `a=rtpmap` entries per mid (payload type, lower-case codec name).
+    offered: HashMap<Mid, Vec<(u8, String)>>,
+    audio_mid: Option<Mid>,
+    video_mid: Option<Mid>,
+    /// Publisher payload type → this viewer's payload type.
+    pts: HashMap<u8, Pt>,
+}
+
+struct Stream {
+    forwarder: StreamForwarder,
+    publisher: Option<Key>,
+    /// The publisher's negotiated payload parameters, for the viewers' PT maps.
+    params: Vec<PublisherCodec>,
+    viewers: HashSet<Key>,
+}
+
+struct Driver {
+    shared: Arc<Shared>,
+    destination: SocketAddr,
+    peers: HashMap<Key, Peer>,
+    sessions: HashMap<String, Key>,
+    by_addr: HashMap<SocketAddr, Key>,
+    streams: HashMap<Arc<str>, Stream>,
+    next_key: Key,
+    dirty: HashSet<Key>,
+    forwards: Vec<Forward>,
+}
+
+enum Wake {
+    Datagram(io::Result<(usize, SocketAddr)>),
+    Command(Option<Command>),
+    Timer,
+}
+
+impl Driver {
+    async fn run(mut self, socket: UdpSocket, mut rx: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; RECV_BUF];
+        loop {
+            let now = Instant::now();
+            self.drive(now, &socket);
+            let deadline = self.next_deadline(now);
+            let wake = tokio::select! {
+                r = socket.recv_from(&mut buf) => Wake::Datagram(r),
+                c = rx.recv() => Wake::Command(c),
+                _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+            };
+            match wake {
+                Wake::Datagram(Ok((n, source))) => {
+                    let now = Instant::now();
+                    self.receive(now, &buf[..n], source, &socket);
+                    for _ in 1..RECV_BATCH {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, source)) => self.receive(now, &buf[..n], source, &socket),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Wake::Datagram(Err(e)) => {
+                    // ICMP errors surface here on some systems (e.g. a peer's port closed).
+                    tracing::debug!(error = %e, "relay: UDP receive error");
+                }
+                Wake::Command(None) | Wake::Command(Some(Command::Shutdown)) => break,
+                Wake::Command(Some(c)) => self.command(Instant::now(), c),
+                Wake::Timer => {}
+            }
+        }
+        let now = Instant::now();
+        let keys: Vec<Key> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.remove_peer(now, key, "relay stopped");
+        }
+        tracing::info!("relay stopped");
+    }
+
+    fn next_deadline(&self, now: Instant) -> Instant {
+        let mut deadline = now + MAX_SLEEP;
+        for peer in self.peers.values() {
+            deadline = deadline.min(peer.timeout);
+        }
+        for stream in self.streams.values() {
+            if let Some(t) = stream.forwarder.poll_timeout() {
+                deadline = deadline.min(t);
+            }
+        }
+        deadline.max(now)
+    }
+
+    /// One datagram: to the peer whose `Rtc` accepts it.
+    fn receive(&mut self, now: Instant, data: &[u8], source: SocketAddr, socket: &UdpSocket) {
+        let Ok(contents) = data.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.destination,
+                contents,
+            },
+        );
+        let known = self
+            .by_addr
+            .get(&source)
+            .copied()
+            .filter(|k| self.peers.get(k).is_some_and(|p| p.rtc.accepts(&input)));
+        let key = match known {
+            Some(k) => k,
+            None => {
+                let Some((&k, _)) = self.peers.iter().find(|(_, p)| p.rtc.accepts(&input)) else {
+                    tracing::trace!(%source, "relay: no peer accepts the datagram");
+                    return;
+                };
+                self.by_addr.insert(source, k);
+                k
+            }
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if let Err(e) = peer.rtc.handle_input(input) {
+            tracing::debug!(session = %peer.session, error = %e, "relay: input refused");
+            peer.dead = true;
+        }
+        // In RTP mode str0m holds ONE pending `RtpPacket` per `Rtc`: a second datagram fed
+        // before `poll_output` overwrites the first. Poll right away, before the next input.
+        self.poll_peer(now, key, socket);
+    }
+
+    /// Timeouts, polling, forwarding, keyframe requests, teardown — until nothing is left.
+    fn drive(&mut self, now: Instant, socket: &UdpSocket) {
+        for (key, peer) in self.peers.iter_mut() {
+            if peer.timeout <= now {
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(session = %peer.session, error = %e, "relay: timeout refused");
+                    peer.dead = true;
+                }
+                self.dirty.insert(*key);
+            }
+        }
+        let names: Vec<Arc<str>> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.forwarder.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            if let Some(stream) = self.streams.get_mut(&name) {
+                stream.forwarder.handle_timeout(now);
+            }
+            self.keyframe_requests(&name);
+        }
+        // Polling a publisher makes viewers dirty (forwards) and polling a viewer can make
+        // the publisher dirty (keyframe requests): repeat until quiet. Bounded, because
+        // str0m only emits events for input it was given.
+        let mut rounds = 0;
+        while !self.dirty.is_empty() && rounds < 8 {
+            rounds += 1;
+            let dirty: Vec<Key> = self.dirty.drain().collect();
+            for key in dirty {
+                self.poll_peer(now, key, socket);
+            }
+        }
+        self.lifecycle(now);
+    }
+
+    fn poll_peer(&mut self, now: Instant, key: Key, socket: &UdpSocket) {
+        let Driver {
+            peers,
+            streams,
+            forwards,
+            ..
+        } = self;
+        let Some(peer) = peers.get_mut(&key) else {
+            return;
+        };
+        let mut joined = false;
+        let mut left = false;
+        loop {
+            if !peer.rtc.is_alive() {
+                peer.dead = true;
+                break;
+            }
+            let output = match peer.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::debug!(session = %peer.session, error = %e, "relay: poll_output failed");
+                    peer.dead = true;
+                    break;
+                }
+            };
+            match output {
+                Output::Timeout(t) => {
+                    peer.timeout = t;
+                    break;
+                }
+                Output::Transmit(t) => {
+                    if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
+                        tracing::trace!(error = %e, to = %t.destination, "relay: send dropped");
+                    }
+                }
+                Output::Event(event) => {
+                    let stream = streams.get_mut(&peer.stream);
+                    match event {
+                        Event::Connected => {
+                            peer.connected = true;
+                            joined = true;
+                            tracing::debug!(session = %peer.session, stream = %peer.stream, "relay: peer connected");
+                        }
+                        Event::IceConnectionStateChange(state) => match state {
+                            IceConnectionState::Disconnected => {
+                                peer.disconnected_since.get_or_insert(now);
+                            }
+                            IceConnectionState::Connected | IceConnectionState::Completed => {
+                                peer.disconnected_since = None;
+                            }
+                            _ => {}
+                        },
+                        Event::Closed => {
+                            left = true;
+                        }
+                        Event::RtpPacket(packet) => {
+                            if let (Role::Publisher(p), Some(stream)) = (&mut peer.role, stream) {
+                                if let Some(inbound) = inbound_packet(p, &mut peer.rtc, packet) {
+                                    stream
+                                        .forwarder
+                                        .handle_publisher_packet(now, &inbound, forwards);
+                                }
+                            }
+                        }
+                        Event::StreamPaused(paused) => {
+                            if let (Role::Publisher(p), Some(stream)) = (&peer.role, stream) {
+                                if let Some(&kind) = p.kinds.get(&paused.mid) {
+                                    let layer = p.layer_of(kind, paused.rid);
+                                    if let Some(layer) = layer {
+                                        stream.forwarder.handle_publisher_paused(
+                                            now,
+                                            kind,
+                                            layer,
+                                            paused.paused,
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                        Event::KeyframeRequest(request) => {
+                            if let (Role::Viewer(v), Some(stream)) = (&peer.role, stream) {
+                                if v.joined && v.video_mid == Some(request.mid) {
+                                    let kind = match request.kind {
+                                        KeyframeRequestKind::Fir => KeyframeKind::Fir,
+                                        _ => KeyframeKind::Pli,
+                                    };
+                                    let _ = stream.forwarder.handle_viewer_keyframe_request(
+                                        now,
+                                        ViewerId(key),
+                                        kind,
+                                    );
+                                }
+                            }
+                        }
+                        Event::EgressBitrateEstimate(bwe) => {
+                            if let (Role::Viewer(v), Some(stream)) = (&peer.role, stream) {
+                                let estimate = match bwe {
+                                    BweKind::Twcc { estimate, .. } => Some(estimate),
+                                    BweKind::Remb { estimate, .. } => Some(estimate),
+                                    #[allow(unreachable_patterns)]
+                                    _ => None,
+                                };
+                                if let (true, Some(e)) = (v.joined, estimate) {
+                                    let _ = stream.forwarder.set_viewer_estimate(
+                                        now,
+                                        ViewerId(key),
+                                        e.as_u64(),
+                                    );
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let stream_name = peer.stream.clone();
+        if left {
+            peer.dead = true;
+        }
+        if joined {
+            self.viewer_joined(now, key);
+        }
+        self.write_forwards();
+        self.keyframe_requests(&stream_name);
+    }
+
+    /// A viewer's ICE and DTLS are up: it starts receiving (and asks for a keyframe).
+    fn viewer_joined(&mut self, now: Instant, key: Key) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Role::Viewer(viewer) = &mut peer.role else {
+            return;
+        };
+        let Some(stream) = self.streams.get_mut(&peer.stream) else {
+            return;
+        };
+        let mut rng = rand::rng();
+        let options = ViewerOptions {
+            preference: ViewerPreference::Auto,
+            initial_estimate_bps: Some(self.shared.config.initial_viewer_bitrate_bps),
+            audio: RtpBase {
+                // Below 2^15 so the extended numbers stay far from a roll-over at the start.
+                seq: rng.random_range(0..0x8000),
+                timestamp: rng.random(),
+            },
+            video: RtpBase {
+                seq: rng.random_range(0..0x8000),
+                timestamp: rng.random(),
+            },
+        };
+        match stream.forwarder.add_viewer(now, ViewerId(key), options) {
+            Ok(()) => viewer.joined = true,
+            Err(e) => tracing::warn!(error = ?e, "relay: add_viewer failed"),
+        }
+        let name = peer.stream.clone();
+        self.keyframe_requests(&name);
+    }
+
+    /// Each [`Forward`] → the viewer's `StreamTx::write_rtp`.
+    fn write_forwards(&mut self) {
+        for f in self.forwards.drain(..) {
+            let key = f.viewer.0;
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            let Role::Viewer(viewer) = &peer.role else {
+                continue;
+            };
+            let mid = match f.kind {
+                MediaKind::Audio => viewer.audio_mid,
+                MediaKind::Video => viewer.video_mid,
+            };
+            let (Some(mid), Some(&pt)) = (mid, viewer.pts.get(&f.payload_type)) else {
+                continue;
+            };
+            let mut api = peer.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+                continue;
+            };
+            tx.write_rtp(
+                RtpWrite::new(
+                    pt,
+                    SeqNo::from(f.seq),
+                    f.timestamp,
+                    f.received_at,
+                    f.payload,
+                )
+                .marker(f.marker)
+                .nackable(true),
+            );
+            self.dirty.insert(key);
+        }
+    }
+
+    /// The core's keyframe requests → the publisher's `StreamRx::request_keyframe`.
+    fn keyframe_requests(&mut self, stream_name: &Arc<str>) {
+        let Some(stream) = self.streams.get_mut(stream_name) else {
+            return;
+        };
+        while let Some(request) = stream.forwarder.poll_keyframe_request() {
+            let Some(key) = stream.publisher else {
+                continue;
+            };
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            let Role::Publisher(p) = &peer.role else {
+                continue;
+            };
+            let Some(mid) = p.video_mid else {
+                continue;
+            };
+            let rid = p
+                .rid_layers
+                .iter()
+                .find(|(_, l)| *l == request.layer)
+                .map(|(r, _)| *r);
+            let kind = match request.kind {
+                KeyframeKind::Pli => KeyframeRequestKind::Pli,
+                KeyframeKind::Fir => KeyframeRequestKind::Fir,
+            };
+            if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+                rx.request_keyframe(kind);
+                self.dirty.insert(key);
+            }
+        }
+    }
+
+    /// Ends peers that died, never connected, or stayed disconnected too long.
+    fn lifecycle(&mut self, now: Instant) {
+        let connect = self.shared.config.connect_timeout();
+        let grace = self.shared.config.disconnect_grace();
+        let ended: Vec<(Key, &'static str)> = self
+            .peers
+            .iter()
+            .filter_map(|(key, p)| {
+                let why = if p.dead || !p.rtc.is_alive() {
+                    "closed"
+                } else if !p.connected && now.saturating_duration_since(p.created) > connect {
+                    "ICE did not connect in time"
+                } else if p
+                    .disconnected_since
+                    .is_some_and(|t| now.saturating_duration_since(t) > grace)
+                {
+                    "ICE disconnected"
+                } else {
+                    return None;
+                };
+                Some((*key, why))
+            })
+            .collect();
+        for (key, why) in ended {
+            self.remove_peer(now, key, why);
+        }
+    }
+
+    /// Removes a peer and every trace of it: maps, the forwarder's viewer or publisher
+    /// state, and the stream itself when nobody is left.
+    fn remove_peer(&mut self, now: Instant, key: Key, why: &str) {
+        let Some(mut peer) = self.peers.remove(&key) else {
+            return;
+        };
+        peer.rtc.disconnect();
+        self.sessions.remove(&peer.session);
+        self.by_addr.retain(|_, k| *k != key);
+        self.dirty.remove(&key);
+        tracing::info!(session = %peer.session, stream = %peer.stream, why, "relay: session ended");
+        let Some(stream) = self.streams.get_mut(&peer.stream) else {
+            return;
+        };
+        match peer.role {
+            Role::Publisher(_) => {
+                if stream.publisher == Some(key) {
+                    stream.publisher = None;
+                    stream.params.clear();
+                    stream.forwarder.publisher_left(now);
+                }
+            }
+            Role::Viewer(_) => {
+                stream.viewers.remove(&key);
+                stream.forwarder.remove_viewer(ViewerId(key));
+            }
+        }
+        if stream.publisher.is_none() && stream.viewers.is_empty() {
+            self.streams.remove(&peer.stream);
+        }
+    }
+
+    fn command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Adopt { prepared, reply } => {
+                let result = self.adopt(now, *prepared);
+                let _ = reply.send(result);
+            }
+            Command::End { key, reply } => {
+                let found = self.find(&key);
+                if let Some(k) = found {
+                    self.remove_peer(now, k, "DELETE");
+                }
+                let _ = reply.send(found.is_some());
+            }
+            Command::Exists { key, reply } => {
+                let _ = reply.send(self.find(&key).is_some());
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats());
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn find(&self, r: &SessionRef) -> Option<Key> {
+        let key = *self.sessions.get(&r.session)?;
+        let peer = self.peers.get(&key)?;
+        let role_matches = matches!(
+            (&peer.role, r.role),
+            (Role::Publisher(_), OfferRole::Publish) | (Role::Viewer(_), OfferRole::View)
+        );
+        (role_matches && *peer.stream == *r.stream).then_some(key)
+    }
+
+    fn stats(&self) -> RelayStats {
+        let mut streams: Vec<StreamStats> = self
+            .streams
+            .iter()
+            .map(|(name, s)| StreamStats {
+                name: name.to_string(),
+                has_publisher: s.publisher.is_some(),
+                viewer_sessions: s.viewers.len(),
+                forwarder_viewers: s.forwarder.viewer_count(),
+                counters: s.forwarder.counters(),
+            })
+            .collect();
+        streams.sort_by(|a, b| a.name.cmp(&b.name));
+        RelayStats {
+            peers: self.peers.len(),
+            addresses: self.by_addr.len(),
+            streams,
+        }
+    }
+
+    fn adopt(&mut self, now: Instant, prepared: Prepared) -> Result<(), RelayError> {
+        let Prepared {
+            session,
+            role,
+            stream: name,
+            rtc,
+            summary,
+        } = prepared;
+        let config = &self.shared.config;
+        let name: Arc<str> = Arc::from(name.as_str());
+        let key = self.next_key;
+        let peer_role = match role {
+            OfferRole::Publish => {
+                match self.streams.get(&name) {
+                    Some(s) if s.publisher.is_some() => return Err(RelayError::PublisherExists),
+                    None if self.streams.len() >= config.max_streams => {
+                        return Err(RelayError::AtCapacity(format!(
+                            "{} streams are live",
+                            self.streams.len()
+                        )));
+                    }
+                    _ => {}
+                }
+                let publisher = Publisher::new(&rtc, &summary);
+                let params = publisher_params(&rtc, &publisher);
+                let stream = self.streams.entry(name.clone()).or_insert_with(Stream::new);
+                stream.publisher = Some(key);
+                stream.params = params;
+                // Viewers that stayed through a publisher change map to the new PTs.
+                for viewer_key in stream.viewers.iter() {
+                    if let Some(peer) = self.peers.get_mut(viewer_key) {
+                        if let Role::Viewer(v) = &mut peer.role {
+                            v.pts = viewer_pts(&peer.rtc, v, &stream.params);
+                        }
+                    }
+                }
+                Role::Publisher(publisher)
+            }
+            OfferRole::View => {
+                let Some(stream) = self.streams.get_mut(&name) else {
+                    return Err(RelayError::NoPublisher);
+                };
+                if stream.publisher.is_none() {
+                    return Err(RelayError::NoPublisher);
+                }
+                let mut viewer = Viewer::new(&rtc, &summary);
+                viewer.pts = viewer_pts(&rtc, &viewer, &stream.params);
+                // The viewer must take at least one codec the publisher actually sends.
+                let takes_one = stream
+                    .params
+                    .iter()
+                    .any(|c| c.primary && viewer.pts.contains_key(&*c.params.pt()));
+                if !takes_one {
+                    let offered: Vec<String> = stream
+                        .params
+                        .iter()
+                        .filter(|c| c.primary)
+                        .map(|c| format!("{:?}", c.params.spec().codec))
+                        .collect();
+                    return Err(RelayError::UnsupportedCodec(format!(
+                        "the offer accepts none of the publisher's codecs ({})",
+                        offered.join(", ")
+                    )));
+                }
+                if stream.viewers.len() >= config.max_viewers_per_stream {
+                    return Err(RelayError::AtCapacity(format!(
+                        "the stream has {} viewers",
+                        stream.viewers.len()
+                    )));
+                }
+                stream.viewers.insert(key);
+                Role::Viewer(viewer)
+            }
+        };
+        self.next_key += 1;
+        self.sessions.insert(session.clone(), key);
+        self.peers.insert(
+            key,
+            Peer {
+                rtc,
+                session,
+                stream: name,
+                role: peer_role,
+                timeout: now,
+                created: now,
+                connected: false,
+                disconnected_since: None,
+                dead: false,
+            },
+        );
+        self.dirty.insert(key);
+        Ok(())
+    }
+}
+
+impl Stream {
+    fn new() -> Stream {
+        Stream {
+            forwarder: StreamForwarder::new(ForwarderConfig::default()),
+            publisher: None,
+            params: Vec::new(),
+            viewers: HashSet::new(),
+        }
+    }
+}
+
+fn kind_of(kind: SectionKind) -> Option<MediaKind> {
+    match kind {
+        SectionKind::Audio => Some(MediaKind::Audio),
+        SectionKind::Video => Some(MediaKind::Video),
+        SectionKind::Other => None,
+    }
+}
+
+fn str_kind(kind: StrKind) -> MediaKind {
+    if kind == StrKind::Audio {
+        MediaKind::Audio
+    } else {
+        MediaKind::Video
+    }
+}
+
+/// The `a=rtpmap` name (lower case) of a codec the relay forwards.
+fn codec_name(codec: StrCodec) -> &'static str {
+    match codec {
+        StrCodec::Opus => "opus",
+        StrCodec::Vp8 => "vp8",
+        StrCodec::H264 => "h264",
+        _ => "",
+    }
+}
+
+fn codec_of(codec: StrCodec) -> Codec {
+    match codec {
+        StrCodec::Opus => Codec::Opus,
+        StrCodec::Vp8 => Codec::Vp8,
+        StrCodec::H264 => Codec::H264,
+        _ => Codec::Other,
+    }
+}
+
+/// The quality rank of a conventional RID name (`q/h/f`, `l/m/h`, `0/1/2`), lowest first.
+fn rid_score(rid: &str, all: &[String]) -> u32 {
+    let qhf = all.iter().any(|r| r == "q" || r == "f");
+    match rid {
+        "q" | "l" | "lo" | "low" | "0" => 0,
+        "m" | "mid" | "1" => 10,
+        "h" if qhf => 10,
+        "h" | "f" | "hi" | "high" | "full" | "2" => 20,
+        _ => 100,
+    }
+}
+
+impl Publisher {
+    fn new(rtc: &Rtc, summary: &OfferSummary) -> Publisher {
+        let mut kinds = HashMap::new();
+        let mut video_mid = None;
+        let mut rid_layers = Vec::new();
+        for section in summary.usable(OfferRole::Publish) {
+            let mid = Mid::from(section.mid.as_str());
+            let Some(media) = rtc.media(mid) else {
+                continue;
+            };
+            let kind = str_kind(media.kind());
+            if kind_of(section.kind) != Some(kind) {
+                continue;
+            }
+            kinds.insert(mid, kind);
+            if kind == MediaKind::Video && video_mid.is_none() {
+                video_mid = Some(mid);
+                let mut rids: Vec<(usize, &String)> =
+                    section.simulcast_send.iter().enumerate().collect();
+                rids.sort_by_key(|(i, r)| (rid_score(r, &section.simulcast_send), *i));
+                rid_layers = rids
+                    .into_iter()
+                    .take(LayerId::COUNT)
+                    .enumerate()
+                    .filter_map(|(rank, (_, r))| {
+                        Some((Rid::from(r.as_str()), LayerId::new(rank as u8)?))
+                    })
+                    .collect();
+            }
+        }
+        let mut codecs = HashMap::new();
+        for params in rtc.codec_config().params() {
+            codecs.insert(*params.pt(), codec_of(params.spec().codec));
+        }
+        Publisher {
+            kinds,
+            video_mid,
+            rid_layers,
+            sources: HashMap::new(),
+            codecs,
+        }
+    }
+
+    fn layer_of(&self, kind: MediaKind, rid: Option<Rid>) -> Option<LayerId> {
+        match (kind, rid) {
+            (MediaKind::Audio, _) | (MediaKind::Video, None) => Some(LayerId::LOW),
+            (MediaKind::Video, Some(rid)) => self
+                .rid_layers
+                .iter()
+                .find(|(r, _)| *r == rid)
+                .map(|(_, l)| *l),
+        }
+    }
+}
+
+/// The publisher's negotiated payload parameters per kind (its media's remote PTs).
+fn publisher_params(rtc: &Rtc, publisher: &Publisher) -> Vec<PublisherCodec> {
+    let mut out = Vec::new();
+    for (mid, kind) in &publisher.kinds {
+        let Some(media) = rtc.media(*mid) else {
+            continue;
+        };
+        let mut primary = true;
+        for pt in media.remote_pts() {
+            if let Some(p) = rtc.codec_config().find(|p| p.pt() == *pt) {
+                if codec_of(p.spec().codec) != Codec::Other {
+                    out.push(PublisherCodec {
+                        kind: *kind,
+                        params: *p,
+                        primary,
+                    });
+                    primary = false;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One payload type the publisher negotiated.
+#[derive(Debug, Clone, Copy)]
+struct PublisherCodec {
+    kind: MediaKind,
+    params: PayloadParams,
+    /// The first supported codec of its m-line in the publisher's order: the one senders
+    /// (browsers, OBS, webrtc-rs) actually use.
+    primary: bool,
+}
+
+impl Viewer {
+    fn new(rtc: &Rtc, summary: &OfferSummary) -> Viewer {
+        let mut viewer = Viewer {
+            joined: false,
+            offered: HashMap::new(),
+            audio_mid: None,
+            video_mid: None,
+            pts: HashMap::new(),
+        };
+        for section in summary.usable(OfferRole::View) {
+            let mid = Mid::from(section.mid.as_str());
+            let Some(media) = rtc.media(mid) else {
+                continue;
+            };
+            viewer.offered.insert(mid, section.rtpmap.clone());
+            match str_kind(media.kind()) {
+                MediaKind::Audio if viewer.audio_mid.is_none() => viewer.audio_mid = Some(mid),
+                MediaKind::Video if viewer.video_mid.is_none() => viewer.video_mid = Some(mid),
+                _ => {}
+            }
+        }
+        viewer
+    }
+}
+
+/// Publisher PT → viewer PT, for every publisher codec the viewer negotiated.
+fn viewer_pts(rtc: &Rtc, viewer: &Viewer, params: &[PublisherCodec]) -> HashMap<u8, Pt> {
+    let mut map = HashMap::new();
+    for PublisherCodec {
+        kind, params: p, ..
+    } in params
+    {
+        let mid = match kind {
+            MediaKind::Audio => viewer.audio_mid,
+            MediaKind::Video => viewer.video_mid,
+        };
+        let Some(mid) = mid else {
+            continue;
+        };
+        let Some(media) = rtc.media(mid) else {
+            continue;
+        };
+        let Some(local) = rtc.codec_config().match_params(*p) else {
+            continue;
+        };
+        // str0m answers a recvonly offer with the offerer's payload types; the viewer must
+        // have offered this one under the same codec name.
+        let name = codec_name(p.spec().codec);
+        let offered = viewer
+            .offered
+            .get(&mid)
+            .is_some_and(|m| m.iter().any(|(pt, n)| *pt == *local.pt() && n == name));
+        if local.spec().codec == p.spec().codec
+            && offered
+            && media.remote_pts().contains(&local.pt())
+        {
+            map.insert(*p.pt(), local.pt());
+        }
+    }
+    map
+}
+
+/// str0m's `RtpPacket` → the core's [`InboundPacket`] (kind and layer from the `StreamRx`
+/// of the SSRC, codec from the payload type).
+fn inbound_packet(p: &mut Publisher, rtc: &mut Rtc, packet: RtpPacket) -> Option<InboundPacket> {
+    let ssrc = packet.header.ssrc;
+    let source = match p.sources.get(&ssrc) {
+        Some(s) => *s,
+        None => {
+            let found = rtc
+                .direct_api()
+                .stream_rx(&ssrc)
+                .map(|rx| (rx.mid(), rx.rid()));
+            let source = found.and_then(|(mid, rid)| {
+                let kind = *p.kinds.get(&mid)?;
+                Some((kind, p.layer_of(kind, rid)?))
+            });
+            // Bounded: a publisher has a handful of SSRCs; a hostile one cycling SSRCs is
+            // cut off at 64 entries (further unknown SSRCs are looked up each time).
+            if p.sources.len() < 64 {
+                p.sources.insert(ssrc, source);
+            }
+            source
+        }
+    };
+    let (kind, layer) = source?;
+    let pt = *packet.header.payload_type;
+    let codec = p.codecs.get(&pt).copied().unwrap_or(Codec::Other);
+    let header = PacketHeader {
+        ssrc: *ssrc,
+        seq: packet.header.sequence_number,
+        timestamp: packet.header.timestamp,
+        marker: packet.header.marker,
+        payload_type: pt,
+    };
+    Some(InboundPacket::new(
+        kind,
+        layer,
+        codec,
+        header,
+        packet.payload,
+    ))
+}
