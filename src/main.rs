@@ -252,13 +252,22 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let store = open_store(&config, demo).await?;
     let node = Node::new(config.clone(), RpcRegistry::default())?;
-    let app = rootcast_hub::server::router(node.clone()).merge(rootcast_web::router());
+    let relay = rootcast_relay::start(config.relay.clone())
+        .await
+        .with_context(|| format!("starting the relay on UDP {}", config.relay.udp_bind))?;
+    let app = rootcast_hub::server::router(node.clone())
+        .merge(rootcast_web::router())
+        .merge(rootcast_relay::router(relay.clone()));
 
     println!("rootcast listening on http://{address}");
     println!("  web page    http://{address}/");
     println!("  websocket   ws://{address}/connection/websocket");
     println!("  server API  http://{address}/api/<method>");
     println!("  metrics     http://{address}/metrics");
+    println!(
+        "  WHIP/WHEP   http://{address}/whip/<stream>, http://{address}/whep/<stream> (media on UDP {})",
+        relay.udp_addr()
+    );
     println!(
         "  store       {} ({} units)",
         store.url(),
@@ -280,6 +289,7 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     }
     tracing::info!(%address, node = node.name(), "serving");
     rootcast_hub::server::serve(listener, app, Arc::clone(&node), shutdown_signal()).await?;
+    relay.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

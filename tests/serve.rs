@@ -137,3 +137,37 @@ fn serve_refuses_an_invalid_address_flag() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("http.address"));
 }
+
+#[test]
+fn the_relay_answers_whip_and_whep_on_the_same_address() {
+    let server = TestServer::start("");
+    // Mounted: a WHIP offer with the wrong content type gets 415, not the router's 404.
+    let (status, _) = http_request(
+        &server.address,
+        "POST",
+        "/whip/town-hall",
+        &[
+            ("Content-Type", "text/plain"),
+            ("Authorization", "Bearer t"),
+        ],
+        b"v=0",
+    );
+    assert_eq!(status, 415);
+    // A viewer's garbage offer for a stream nobody publishes is refused by the SDP check
+    // (400) or the stream lookup (404), never with a 5xx. The relay's own tests cover
+    // real offers end to end.
+    let (status, _) = http_request(
+        &server.address,
+        "POST",
+        "/whep/town-hall",
+        &[
+            ("Content-Type", "application/sdp"),
+            ("Authorization", "Bearer t"),
+        ],
+        b"not an offer",
+    );
+    assert!(
+        status == 400 || status == 404,
+        "WHEP of a garbage offer for an unknown stream: {status}"
+    );
+}

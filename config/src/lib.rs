@@ -49,7 +49,10 @@ use serde::{Deserialize, Serialize};
 mod duration;
 mod error;
 mod load;
+mod relay;
 mod validate;
+
+pub use relay::RelayConfig;
 
 pub use error::{ConfigError, Origin, Problem};
 pub use load::{CONFIG_FILE_ENV, ENV_PREFIX};
@@ -70,6 +73,7 @@ pub struct Config {
     pub channel: ChannelConfig,
     /// `[store]`: the durable store (org tree, later directives and the audit log).
     pub store: StoreConfig,
+    pub relay: RelayConfig,
 }
 
 /// The durable store: SQLite embedded by default, PostgreSQL for several nodes.

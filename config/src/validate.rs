@@ -24,6 +24,9 @@ impl Config {
         self.check_client(&mut problems);
         self.check_channel(&mut problems);
         self.check_store(&mut problems);
+        for (key, reason) in self.relay.problems() {
+            problems.add(key, reason);
+        }
         if problems.0.is_empty() {
             Ok(())
         } else {

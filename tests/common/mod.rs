@@ -53,6 +53,8 @@ impl TestServer {
             .args(["--address", "127.0.0.1:0"])
             .env("ROOTCAST_CLIENT_TOKEN_HMAC_SECRET_KEY", HMAC_SECRET)
             .env("ROOTCAST_HTTP_API_KEY", API_KEY)
+            // A free UDP port for the relay, so test servers can run side by side.
+            .env("ROOTCAST_RELAY_UDP_BIND", "127.0.0.1:0")
             .env(
                 "ROOTCAST_STORE_URL",
                 format!("sqlite://{}", store_path.display()),
