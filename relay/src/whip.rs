@@ -138,6 +138,24 @@ fn has_bearer_token(headers: &HeaderMap) -> bool {
         .is_some_and(|token| !token.is_empty())
 }
 
+/// The answer to a CORS preflight (`OPTIONS`): `allow` for `Allow`, `cors_methods` for
+/// `Access-Control-Allow-Methods`.
+fn preflight(allow: &'static str, cors_methods: &'static str) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h = response.headers_mut();
+    cors(h);
+    h.insert(header::ALLOW, HeaderValue::from_static(allow));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(cors_methods),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+    );
+    response
+}
+
 fn is_sdp(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -155,19 +173,10 @@ async fn endpoint(
     body: Body,
 ) -> Response {
     if method == Method::OPTIONS {
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        let h = response.headers_mut();
-        cors(h);
-        h.insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("POST, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Content-Type, If-Match"),
-        );
-        h.insert("accept-post", HeaderValue::from_static("application/sdp"));
+        let mut response = preflight("POST, OPTIONS", "POST, OPTIONS");
+        response
+            .headers_mut()
+            .insert("accept-post", HeaderValue::from_static("application/sdp"));
         return response;
     }
     if !valid_stream_name(&stream) {
@@ -248,19 +257,7 @@ async fn session_request(
     session: String,
 ) -> Response {
     if method == Method::OPTIONS {
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        let h = response.headers_mut();
-        cors(h);
-        h.insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("DELETE, PATCH, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Content-Type, If-Match"),
-        );
-        return response;
+        return preflight("DELETE, OPTIONS", "DELETE, PATCH, OPTIONS");
     }
     if method == Method::DELETE {
         return match relay.end(role, &stream, &session).await {
