@@ -11,6 +11,7 @@
 # What it installs when missing:
 #   - Debian packages (apt-get; as root, or through sudo): nodejs/npm when `node` is
 #     missing, chromium (browser tests drive /usr/bin/chromium with playwright-core),
+#     iproute2 (the relay's browser test makes a private network namespace with `ip netns`),
 #     python3-venv/python3-pip when python3 can't make a venv;
 #   - npm packages from tests/package-lock.json into tests/node_modules (`npm ci`), again
 #     only when the lockfile changed since the last install;
@@ -141,6 +142,10 @@ install_system_packages() {
     fi
     if [ ! -x /usr/bin/chromium ]; then
         pkgs+=(chromium)
+    fi
+    # The relay's browser test runs Chromium and the server in a private network namespace.
+    if ! command -v ip >/dev/null 2>&1; then
+        pkgs+=(iproute2)
     fi
     if ! venv_python >/dev/null; then
         pkgs+=(python3 python3-venv python3-pip)

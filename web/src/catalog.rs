@@ -37,7 +37,11 @@ macro_rules! embed {
 }
 
 /// Pages: HTML documents served at a route of their own (`route`, file in `web/pages/`).
-pub(crate) const PAGES: &[(&str, EmbeddedFile)] = &[("/", embed!("pages", "live-state.html"))];
+pub(crate) const PAGES: &[(&str, EmbeddedFile)] = &[
+    ("/", embed!("pages", "live-state.html")),
+    ("/publish", embed!("pages", "publish.html")),
+    ("/watch", embed!("pages", "watch.html")),
+];
 
 /// Files served at `/static/<name>` (scripts, styles, images), from `web/static/`.
 pub(crate) const STATIC_FILES: &[EmbeddedFile] = &[
@@ -46,6 +50,10 @@ pub(crate) const STATIC_FILES: &[EmbeddedFile] = &[
     embed!("static", "live-state.js"),
     embed!("static", "rootcast.css"),
     embed!("static", "favicon.svg"),
+    embed!("static", "whip-client.js"),
+    embed!("static", "publish.js"),
+    embed!("static", "watch.js"),
+    embed!("static", "relay.css"),
 ];
 
 /// `Cache-Control` for every file: the browser keeps a copy but asks again each time, and

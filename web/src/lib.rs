@@ -9,12 +9,14 @@
 //!
 //! | path | what it is |
 //! | --- | --- |
-//! | `web/pages/*.html` | pages, each served at its own route (`live-state.html` at `/`) |
+//! | `web/pages/*.html` | pages, each served at its own route (`live-state.html` at `/`, `publish.html` at `/publish`, `watch.html` at `/watch`) |
 //! | `web/static/*` | scripts, styles and images, served at `/static/<name>` |
 //! | `web/static/rootcast-client.js` | the protocol client every page uses: connect, subscribe, publish, RPC, presence, history, ping/pong, reconnect with recovery |
 //! | `web/static/i18n.js` | language choice (zh-CN / English) and number/duration formatting |
 //! | `web/static/rootcast.css` | the shared look: colours, cards, the connection-state badge |
 //! | `web/static/live-state.js` | the live-state page: subscribes to `sys:stats` and renders it |
+//! | `web/static/whip-client.js` | WHIP publishing and WHEP playback against the relay (offer, answer, `DELETE`) |
+//! | `web/static/publish.js`, `watch.js`, `relay.css` | the camera publishing page and the viewer page with live `getStats()` figures |
 //! | `src/catalog.rs` | the table of embedded files and the headers worked out once per file |
 //! | `src/serve.rs` | responses: 200, 304 for a matching `If-None-Match`, 404 |
 //!
