@@ -21,7 +21,8 @@
 //! - [`api`]: the server HTTP API. [`server`]: routes and graceful shutdown.
 //! - [`metrics`], [`rate_limit`], [`rpc`].
 //! - [`org`]: the organisation tree's types and rules, import/export formats, the demo
-//!   organisation (no IO); [`store`]: the durable store over SQLite or PostgreSQL.
+//!   organisation (no IO); [`directive`]: directives, targeting, the per-unit state
+//!   machine and roll-ups (no IO); [`store`]: the durable store over SQLite or PostgreSQL.
 //!
 //! # Flow of a publication
 //! `api` or `client` → [`Node::publish`](node::Node::publish) → `Broker::publish` (offset,
@@ -35,6 +36,7 @@ pub mod channel;
 pub mod client;
 pub mod codes;
 pub mod connection;
+pub mod directive;
 pub mod hub;
 pub mod metrics;
 pub mod node;

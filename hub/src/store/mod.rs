@@ -27,6 +27,7 @@
 //! (`0002_directives.sql`, …) for both backends: [`org`] is the pattern. Directives,
 //! acknowledgements, feedback and the audit log (issue 4's later parts) go next to it.
 
+mod directives;
 mod org;
 
 use std::borrow::Cow;
@@ -46,6 +47,7 @@ use thiserror::Error;
 use crate::org::OrgError;
 use crate::org::tree::ImportErrors;
 
+pub use directives::InboxEntry;
 pub use org::{DemoLoad, ImportReport};
 
 /// How long a connection waits for SQLite's write lock, or for a pooled connection.
@@ -54,17 +56,31 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const TREE_LOCK_KEY: i64 = 0x726f_6f74_6361_7374; // "rootcast"
 
 /// Migrations for SQLite: (version, description, SQL).
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "org",
-    include_str!("../../migrations/sqlite/0001_org.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "org",
+        include_str!("../../migrations/sqlite/0001_org.sql"),
+    ),
+    (
+        2,
+        "directives",
+        include_str!("../../migrations/sqlite/0002_directives.sql"),
+    ),
+];
 /// Migrations for PostgreSQL, the same versions as for SQLite.
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "org",
-    include_str!("../../migrations/postgres/0001_org.sql"),
-)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "org",
+        include_str!("../../migrations/postgres/0001_org.sql"),
+    ),
+    (
+        2,
+        "directives",
+        include_str!("../../migrations/postgres/0002_directives.sql"),
+    ),
+];
 
 /// Why a store operation failed.
 #[derive(Debug, Error)]
@@ -97,6 +113,14 @@ pub enum StoreError {
     Invalid(#[from] OrgError),
     #[error(transparent)]
     Import(#[from] ImportErrors),
+    #[error("directive {0:?} already exists")]
+    DirectiveExists(String),
+    #[error("directive {0:?} does not exist")]
+    DirectiveNotFound(String),
+    #[error("directive {directive:?} was not sent to unit {unit:?}")]
+    NotInInbox { directive: String, unit: String },
+    #[error(transparent)]
+    Directive(#[from] crate::directive::DirectiveError),
     #[error("the store holds a value it cannot read ({0}); was it written by a newer rootcast?")]
     Corrupt(String),
 }
