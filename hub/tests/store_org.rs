@@ -2,110 +2,15 @@
 //! temporary file) and PostgreSQL (a fresh schema per test, dropped afterwards, so tests
 //! run in parallel and leave nothing behind).
 //!
-//! PostgreSQL is `ROOTCAST_TEST_POSTGRES_URL`, by default
-//! `postgres://postgres@127.0.0.1:5432/test`. When it does not answer, its tests are
-//! skipped with a note, unless `ROOTCAST_REQUIRE_SERVICES` is set (then they fail).
+//! The backends and the skip rule are in `store_common`.
 
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+#[macro_use]
+mod store_common;
 
-use futures_util::FutureExt;
 use rootcast_hub::org::exchange::Format;
 use rootcast_hub::org::{Kind, Level, OrgError, Unit, UnitFilter, UnitSpec, demo};
 use rootcast_hub::store::{BackendKind, DemoLoad, ImportReport, Store, StoreError, StoreOptions};
-use sqlx::Connection;
-
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// One test's database: how to open it (again).
-struct TestDb {
-    options: StoreOptions,
-}
-
-impl TestDb {
-    async fn open(&self) -> Store {
-        Store::open(&self.options).await.expect("open the store")
-    }
-}
-
-/// Runs `test` on a fresh SQLite file, removed afterwards.
-async fn on_sqlite<F, Fut>(test: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("rootcast-store-{}", uuid::Uuid::new_v4().simple()));
-    // A directory that does not exist yet: opening must create it.
-    let url = format!("sqlite://{}/nested/rootcast.db", dir.display());
-    let outcome = AssertUnwindSafe(test(TestDb {
-        options: StoreOptions::new(url),
-    }))
-    .catch_unwind()
-    .await;
-    let _ = std::fs::remove_dir_all(&dir);
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-/// Runs `test` in a fresh PostgreSQL schema, dropped afterwards.
-async fn on_postgres<F, Fut>(test: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let url =
-        std::env::var("ROOTCAST_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
-    let mut admin = match sqlx::PgConnection::connect(&url).await {
-        Ok(connection) => connection,
-        Err(error) => {
-            let required = std::env::var("ROOTCAST_REQUIRE_SERVICES")
-                .is_ok_and(|value| !value.is_empty() && value != "0");
-            if required {
-                panic!(
-                    "PostgreSQL at {url} does not answer ({error}) and ROOTCAST_REQUIRE_SERVICES is set"
-                );
-            }
-            eprintln!("skipped: PostgreSQL at {url} does not answer ({error})");
-            return;
-        }
-    };
-    let schema = format!("rc_test_{}", uuid::Uuid::new_v4().simple());
-    let options = StoreOptions {
-        postgres_schema: Some(schema.clone()),
-        ..StoreOptions::new(url)
-    };
-    let outcome = AssertUnwindSafe(test(TestDb { options }))
-        .catch_unwind()
-        .await;
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .execute(&mut admin)
-        .await
-        .expect("drop the test schema");
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-/// Declares each test once per backend: `sqlite::name` and `postgres::name`.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                crate::on_sqlite(crate::$name).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                crate::on_postgres(crate::$name).await
-            })*
-        }
-    };
-}
+use store_common::TestDb;
 
 conformance!(
     migrations_are_idempotent,
