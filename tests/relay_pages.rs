@@ -14,10 +14,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::TestServer;
+use common::{TestServer, wait_with_timeout};
 
 /// Set (to the namespace's name) in the copy of this test that runs inside the namespace.
 const INSIDE_ENV: &str = "ROOTCAST_RELAY_PAGES_NETNS";
@@ -152,20 +152,5 @@ fn run_script(script: &str, server: &TestServer) {
             "tests/web/{script} did not finish within {} s and was killed",
             SCRIPT_TIMEOUT.as_secs()
         ),
-    }
-}
-
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for node") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -11,10 +11,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::TestServer;
+use common::{TestServer, wait_with_timeout};
 use serde_json::json;
 
 /// Anonymous connections may subscribe to `sys:*`, where the hub publishes `sys:stats`.
@@ -124,21 +124,5 @@ fn run_script(script: &str, server: &TestServer, env: &[(&str, String)]) {
             "tests/web/{script} did not finish within {} s and was killed",
             SCRIPT_TIMEOUT.as_secs()
         ),
-    }
-}
-
-/// Waits for `child` up to `timeout`; kills it and returns `None` when the time is up.
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for node") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
