@@ -23,6 +23,8 @@
 //! - [`org`]: the organisation tree's types and rules, import/export formats, the demo
 //!   organisation (no IO); [`directive`]: directives, targeting, the per-unit state
 //!   machine and roll-ups (no IO); [`store`]: the durable store over SQLite or PostgreSQL.
+//! - [`auth`]: roles, accounts, the scope checks of every API and RPC, password hashing
+//!   and unit credentials (no IO).
 //!
 //! # Flow of a publication
 //! `api` or `client` → [`Node::publish`](node::Node::publish) → `Broker::publish` (offset,
@@ -30,6 +32,7 @@
 //! [`Outbound`](outbound::Outbound) → its connection task writes the queue in one frame.
 
 pub mod api;
+pub mod auth;
 pub mod broker;
 pub mod broker_memory;
 pub mod channel;

@@ -68,10 +68,12 @@ async fn all_rows(store: &Store) -> Vec<(String, String)> {
 }
 
 async fn migration_is_applied(db: TestDb) {
+    // Version 2 is the directives' migration; later ones build on it.
     let store = db.open().await;
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    let version = store.schema_version().await.unwrap();
+    assert!(version >= 2, "schema version {version}");
     store.migrate().await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(store.schema_version().await.unwrap(), version);
 }
 
 async fn a_subtree_reaches_exactly_its_units_once(db: TestDb) {

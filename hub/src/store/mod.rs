@@ -27,6 +27,7 @@
 //! (`0002_directives.sql`, …) for both backends: [`org`] is the pattern. Directives,
 //! acknowledgements, feedback and the audit log (issue 4's later parts) go next to it.
 
+mod accounts;
 mod directives;
 mod org;
 
@@ -67,6 +68,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "directives",
         include_str!("../../migrations/sqlite/0002_directives.sql"),
     ),
+    (
+        3,
+        "accounts",
+        include_str!("../../migrations/sqlite/0003_accounts.sql"),
+    ),
 ];
 /// Migrations for PostgreSQL, the same versions as for SQLite.
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -79,6 +85,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "directives",
         include_str!("../../migrations/postgres/0002_directives.sql"),
+    ),
+    (
+        3,
+        "accounts",
+        include_str!("../../migrations/postgres/0003_accounts.sql"),
     ),
 ];
 
@@ -121,6 +132,14 @@ pub enum StoreError {
     NotInInbox { directive: String, unit: String },
     #[error(transparent)]
     Directive(#[from] crate::directive::DirectiveError),
+    #[error("an account named {0:?} already exists")]
+    AccountExists(String),
+    #[error("account {0:?} does not exist")]
+    UnknownAccount(String),
+    #[error("unit credential {0:?} does not exist")]
+    UnknownCredential(String),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     #[error("the store holds a value it cannot read ({0}); was it written by a newer rootcast?")]
     Corrupt(String),
 }
