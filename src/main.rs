@@ -8,8 +8,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use rootcast_config::{Config, LogFormat};
+use rootcast_hub::service::Services;
 use rootcast_hub::store::{DemoLoad, Store, StoreOptions};
 use rootcast_hub::{Node, RpcRegistry};
+
+mod account_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +44,13 @@ enum Command {
         /// there already. An empty store gets it anyway.
         #[arg(long)]
         demo: bool,
+    },
+    /// Manage people's accounts and meeting-room credentials in the store.
+    Account {
+        #[command(flatten)]
+        source: ConfigSource,
+        #[command(subcommand)]
+        command: account_cmd::AccountCommand,
     },
     /// Check or print configuration.
     Config {
@@ -126,6 +136,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(serve(config, demo))
+        }
+        Command::Account { source, command } => {
+            let config = source.load()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(account_cmd::run(&config, command))
         }
         Command::Config {
             command: ConfigCommand::Check { file },
@@ -228,10 +246,9 @@ async fn open_store(config: &Config, demo: bool) -> anyhow::Result<Store> {
 
 async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     let mut generated = Vec::new();
-    if config.client.token.hmac_secret_key.is_empty()
-        && config.client.token.rsa_public_key.is_empty()
-        && config.client.token.ecdsa_public_key.is_empty()
-    {
+    // Logins sign their tokens with the HMAC key, so there is always one (a deployment
+    // that verifies its back end's tokens with an RSA or ECDSA key gets one for the run).
+    if config.client.token.hmac_secret_key.is_empty() {
         config.client.token.hmac_secret_key = random_secret();
         generated.push(format!(
             "client.token.hmac_secret_key = {:?}",
@@ -251,11 +268,27 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         rootcast_hub::server::bind(address).with_context(|| format!("listening on {address}"))?;
     let address = listener.local_addr()?;
     let store = open_store(&config, demo).await?;
-    let node = Node::new(config.clone(), RpcRegistry::default())?;
+    let services = Arc::new(
+        Services::new(store.clone(), &config.client.token.hmac_secret_key)
+            .map_err(anyhow::Error::msg)?,
+    );
+    let admin_password = account_cmd::bootstrap_admin(&store).await?;
+    let mut rpc = RpcRegistry::default();
+    rootcast_hub::service::rpc::register(&services, &mut rpc);
+    let node = Node::new(config.clone(), rpc)?;
+    let directive_jobs = tokio::spawn(
+        services
+            .clone()
+            .run_jobs(node.clone(), config.directives.clone()),
+    );
     let relay = rootcast_relay::start(config.relay.clone())
         .await
         .with_context(|| format!("starting the relay on UDP {}", config.relay.udp_bind))?;
     let app = rootcast_hub::server::router(node.clone())
+        .merge(rootcast_hub::service::http::router(
+            node.clone(),
+            services.clone(),
+        ))
         .merge(rootcast_web::router())
         .merge(rootcast_relay::router(relay.clone()));
 
@@ -273,6 +306,14 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         store.url(),
         store.unit_count().await?
     );
+    if let Some(password) = admin_password {
+        println!(
+            "created the first administrator: username \"{}\", password \"{password}\" \
+             (change it with `rootcast account password {}`)",
+            account_cmd::FIRST_ADMIN,
+            account_cmd::FIRST_ADMIN
+        );
+    }
     if !generated.is_empty() {
         println!("generated for this run (set them in the configuration to keep them):");
         for line in &generated {
@@ -289,6 +330,7 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     }
     tracing::info!(%address, node = node.name(), "serving");
     rootcast_hub::server::serve(listener, app, Arc::clone(&node), shutdown_signal()).await?;
+    directive_jobs.abort();
     relay.shutdown().await;
     store.close().await;
     tracing::info!("stopped");

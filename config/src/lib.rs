@@ -74,6 +74,42 @@ pub struct Config {
     /// `[store]`: the durable store (org tree, later directives and the audit log).
     pub store: StoreConfig,
     pub relay: RelayConfig,
+    /// `[directives]`: reminders and escalation for directives awaiting acknowledgement.
+    pub directives: DirectivesConfig,
+}
+
+/// When a unit that has not acknowledged a directive is reminded, and when its parent and
+/// grandparent units are told. Times count from the send; `"0"` turns a step off.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirectivesConfig {
+    /// Remind a silent unit this long after the send, and again every as long. Default 2h.
+    #[serde(with = "duration")]
+    pub reminder_interval: Duration,
+    /// Most reminders per unit and directive. Default 3.
+    pub max_reminders: u32,
+    /// Tell the parent unit's people when a unit is still silent this long after the
+    /// send (T1). Default 6h.
+    #[serde(with = "duration")]
+    pub escalate_to_parent_after: Duration,
+    /// Tell the grandparent unit's people (T2, later than T1). Default 24h.
+    #[serde(with = "duration")]
+    pub escalate_to_grandparent_after: Duration,
+    /// How often the node looks for reminders and escalations that are due. Default 30s.
+    #[serde(with = "duration")]
+    pub check_interval: Duration,
+}
+
+impl Default for DirectivesConfig {
+    fn default() -> Self {
+        DirectivesConfig {
+            reminder_interval: Duration::from_secs(2 * 3600),
+            max_reminders: 3,
+            escalate_to_parent_after: Duration::from_secs(6 * 3600),
+            escalate_to_grandparent_after: Duration::from_secs(24 * 3600),
+            check_interval: Duration::from_secs(30),
+        }
+    }
 }
 
 /// The durable store: SQLite embedded by default, PostgreSQL for several nodes.
@@ -292,6 +328,9 @@ pub struct NamespaceOptions {
 impl ChannelConfig {
     /// The options of a namespace by name; the empty name is channels without a namespace
     /// (`without_namespace`). `None` when no namespace has that name.
+    ///
+    /// The built-in namespaces ([`BUILTIN_NAMESPACES`]) exist whatever the configuration
+    /// lists; listing one replaces its options.
     pub fn namespace_options(&self, namespace: &str) -> Option<&NamespaceOptions> {
         if namespace.is_empty() {
             return Some(&self.without_namespace);
@@ -300,6 +339,35 @@ impl ChannelConfig {
             .iter()
             .find(|candidate| candidate.name == namespace)
             .map(|found| &found.options)
+            .or_else(|| builtin_namespace(namespace))
+    }
+}
+
+/// The namespaces rootcast's own services publish in, present in every configuration:
+/// `unit` (each unit's live inbox, `unit:<unit id>`: new directives, reminders,
+/// acknowledgements by colleagues; presence tells who is online) and `ack` (a directive's
+/// live acknowledgement map over one subtree, `ack:<directive id>@<unit id>`). Both are
+/// `protected`: only the tokens the services issue after checking role and scope open
+/// them.
+pub const BUILTIN_NAMESPACES: [&str; 2] = ["unit", "ack"];
+
+/// The options of a built-in namespace (see [`BUILTIN_NAMESPACES`]).
+pub fn builtin_namespace(name: &str) -> Option<&'static NamespaceOptions> {
+    static UNIT: std::sync::LazyLock<NamespaceOptions> =
+        std::sync::LazyLock::new(|| NamespaceOptions {
+            presence: true,
+            protected: true,
+            ..NamespaceOptions::default()
+        });
+    static ACK: std::sync::LazyLock<NamespaceOptions> =
+        std::sync::LazyLock::new(|| NamespaceOptions {
+            protected: true,
+            ..NamespaceOptions::default()
+        });
+    match name {
+        "unit" => Some(&UNIT),
+        "ack" => Some(&ACK),
+        _ => None,
     }
 }
 
@@ -355,7 +423,8 @@ impl Default for ChannelConfig {
 
 /// The namespaces a server has when its configuration names none (see
 /// `docs/decisions/0002-defaults-for-serve.md`): `sys` for the node's live numbers on
-/// `sys:stats`, which anyone may watch, and `chat` for the README's tour.
+/// `sys:stats`, which anyone may watch, and `chat` for the README's tour. (The built-in
+/// `unit` and `ack` are there whatever a configuration lists: [`BUILTIN_NAMESPACES`].)
 fn default_namespaces() -> Vec<Namespace> {
     vec![
         Namespace {
@@ -459,5 +528,20 @@ mod tests {
         assert_eq!(channel.namespace_options("chat").unwrap().history_size, 5);
         assert!(channel.namespace_options("Chat").is_none());
         assert!(channel.namespace_options("sys").is_none());
+        // The built-in namespaces are there although the list does not name them…
+        let unit = channel.namespace_options("unit").unwrap();
+        assert!(unit.protected && unit.presence);
+        assert!(channel.namespace_options("ack").unwrap().protected);
+        // …and a listed one replaces their options.
+        channel.namespaces.push(Namespace {
+            name: "unit".into(),
+            options: NamespaceOptions {
+                history_size: 7,
+                ..NamespaceOptions::default()
+            },
+        });
+        let unit = channel.namespace_options("unit").unwrap();
+        assert_eq!(unit.history_size, 7);
+        assert!(!unit.protected);
     }
 }

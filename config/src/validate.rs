@@ -24,6 +24,7 @@ impl Config {
         self.check_client(&mut problems);
         self.check_channel(&mut problems);
         self.check_store(&mut problems);
+        self.check_directives(&mut problems);
         for (key, reason) in self.relay.problems() {
             problems.add(key, reason);
         }
@@ -77,6 +78,31 @@ impl Config {
             problems.add(
                 "store.max_connections",
                 "must be at least 1: the store needs a connection to do anything",
+            );
+        }
+    }
+
+    fn check_directives(&self, problems: &mut Problems) {
+        let directives = &self.directives;
+        if directives.check_interval.is_zero() {
+            problems.add(
+                "directives.check_interval",
+                "must be more than 0: it is how often reminders and escalations are looked for",
+            );
+        }
+        let (t1, t2) = (
+            directives.escalate_to_parent_after,
+            directives.escalate_to_grandparent_after,
+        );
+        if !t1.is_zero() && !t2.is_zero() && t2 <= t1 {
+            problems.add(
+                "directives.escalate_to_grandparent_after",
+                format!(
+                    "{} must be later than directives.escalate_to_parent_after ({}): the \
+                     grandparent hears after the parent",
+                    format(t2),
+                    format(t1)
+                ),
             );
         }
     }
@@ -479,6 +505,17 @@ mod tests {
         assert_rejects("store.url", "names no file or database", |c| {
             c.store.url = "sqlite://".into()
         });
+        assert_rejects("directives.check_interval", "more than 0", |c| {
+            c.directives.check_interval = Duration::ZERO
+        });
+        assert_rejects(
+            "directives.escalate_to_grandparent_after",
+            "later than",
+            |c| {
+                c.directives.escalate_to_grandparent_after = Duration::from_secs(3600);
+                c.directives.escalate_to_parent_after = Duration::from_secs(7200)
+            },
+        );
         assert_rejects("store.max_connections", "at least 1", |c| {
             c.store.max_connections = 0
         });

@@ -35,10 +35,7 @@ pub fn options_for<'a>(
         return Ok(&config.without_namespace);
     }
     config
-        .namespaces
-        .iter()
-        .find(|ns| ns.name == namespace)
-        .map(|ns| &ns.options)
+        .namespace_options(namespace)
         .ok_or(ClientError::UNKNOWN_CHANNEL)
 }
 

@@ -430,7 +430,10 @@ impl ClientSession {
                     covered.push((channel.clone(), offset));
                     subs.insert(channel, result);
                 }
-                Err(ClientError::UNKNOWN_CHANNEL | ClientError::BAD_REQUEST) => {
+                Err(error)
+                    if error == ClientError::UNKNOWN_CHANNEL
+                        || error == ClientError::BAD_REQUEST =>
+                {
                     tracing::warn!(%channel, "token names a channel of no configured namespace; skipped");
                 }
                 Err(_) => {
@@ -845,6 +848,7 @@ impl ClientSession {
         let caller = RpcCaller {
             user: self.user().to_owned(),
             client: self.handle.client_id.clone(),
+            node: self.node.clone(),
         };
         match handler(caller, req.data.unwrap_or_else(rpc::null)).await {
             Ok(data) => self.reply(

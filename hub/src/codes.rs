@@ -8,13 +8,15 @@
 //! - [`Unsubscribe`]: one subscription ends (pushed as `unsubscribe`); the SDK resubscribes
 //!   for codes 2500–2999.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 /// An error reply: `{"id":N,"error":{"code":103,"message":"permission denied"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClientError {
     pub code: u32,
-    pub message: &'static str,
+    pub message: Cow<'static, str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub temporary: bool,
 }
@@ -23,8 +25,19 @@ impl ClientError {
     const fn new(code: u32, message: &'static str, temporary: bool) -> Self {
         ClientError {
             code,
-            message,
+            message: Cow::Borrowed(message),
             temporary,
+        }
+    }
+
+    /// An application error of an RPC method: codes from 1000 up are the application's
+    /// own (`docs/protocol.md` lists rootcast's), the message says what went wrong.
+    pub fn application(code: u32, message: impl Into<Cow<'static, str>>) -> Self {
+        debug_assert!(code >= 1000, "codes below 1000 are the protocol's");
+        ClientError {
+            code,
+            message: message.into(),
+            temporary: false,
         }
     }
 

@@ -20,6 +20,9 @@
 //! - [`node`]: the shared state of a hub process and the operations on channels.
 //! - [`api`]: the server HTTP API. [`server`]: routes and graceful shutdown.
 //! - [`metrics`], [`rate_limit`], [`rpc`].
+//! - [`service`]: the domain services people use — logins, sending directives, unit
+//!   inboxes, acknowledgements, the live acknowledgement map, reminders — behind the REST
+//!   API (`/api/v1/…`) and RPC methods, each checked against the caller's role and scope.
 //! - [`org`]: the organisation tree's types and rules, import/export formats, the demo
 //!   organisation (no IO); [`directive`]: directives, targeting, the per-unit state
 //!   machine and roll-ups (no IO); [`store`]: the durable store over SQLite or PostgreSQL.
@@ -50,6 +53,7 @@ pub mod protocol;
 pub mod rate_limit;
 pub mod rpc;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod stream;
 pub mod token;

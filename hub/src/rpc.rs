@@ -9,13 +9,25 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use crate::codes::ClientError;
+use crate::node::Node;
 use crate::protocol::RawJson;
 
-/// Who calls an RPC method.
-#[derive(Debug, Clone)]
+/// Who calls an RPC method, and the node it is connected to (so handlers can publish
+/// without holding the node themselves).
+#[derive(Clone)]
 pub struct RpcCaller {
     pub user: String,
     pub client: String,
+    pub node: Arc<Node>,
+}
+
+impl std::fmt::Debug for RpcCaller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcCaller")
+            .field("user", &self.user)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
 }
 
 pub type RpcFuture = Pin<Box<dyn Future<Output = Result<Option<RawJson>, ClientError>> + Send>>;

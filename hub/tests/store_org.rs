@@ -67,17 +67,17 @@ fn ids(units: &[Unit]) -> Vec<&str> {
     units.iter().map(|unit| unit.id.as_str()).collect()
 }
 
-/// The newest migration's version: migrations are numbered 1, 2, … in both folders.
+/// The newest migration's version: the highest `NNNN` of the `NNNN_name.sql` files.
 fn latest_migration() -> i64 {
     let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
     std::fs::read_dir(folder)
         .expect("the migrations folder")
-        .filter(|entry| {
-            entry
-                .as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".sql")?.split('_').next()?.parse().ok()
         })
-        .count() as i64
+        .max()
+        .expect("at least one migration")
 }
 
 async fn migrations_are_idempotent(db: TestDb) {

@@ -146,6 +146,78 @@ impl TestServer {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Runs `rootcast account ARGS…` against this server's store (the server keeps
+    /// running; SQLite takes both). Panics with the output when it fails; returns stdout.
+    pub fn account(&self, args: &[&str]) -> String {
+        let output = rootcast_command()
+            .arg("account")
+            .args(["--config"])
+            .arg(&self.config_path)
+            .args(args)
+            .env(
+                "ROOTCAST_STORE_URL",
+                format!("sqlite://{}", self.store_path.display()),
+            )
+            .output()
+            .expect("running rootcast account");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "rootcast account {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// Creates an account with a known password and logs it in: returns the token.
+    pub fn login_as(&self, username: &str, role: &str, unit: Option<&str>) -> String {
+        let password = format!("{username}-password");
+        let mut args = vec![
+            "add",
+            "--username",
+            username,
+            "--role",
+            role,
+            "--password",
+            &password,
+        ];
+        if let Some(unit) = unit {
+            args.extend(["--unit", unit]);
+        }
+        self.account(&args);
+        let (status, body) = self.rest(
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(serde_json::json!({"username": username, "password": password})),
+        );
+        assert_eq!(status, 200, "login of {username}: {body}");
+        body["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Calls the REST API: `method path` with an optional bearer token and JSON body.
+    /// Returns (HTTP status, JSON body or `null`).
+    pub fn rest(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(bearer) = &bearer {
+            headers.push(("Authorization", bearer));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, response) =
+            http_request(&self.address, method, path, &headers, body.as_bytes());
+        (
+            status,
+            serde_json::from_slice(&response).unwrap_or(Value::Null),
+        )
+    }
 }
 
 impl Drop for TestServer {

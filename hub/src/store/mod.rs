@@ -29,6 +29,8 @@
 
 mod accounts;
 mod directives;
+mod jobs;
+mod listing;
 mod org;
 
 use std::borrow::Cow;
@@ -49,6 +51,7 @@ use crate::org::OrgError;
 use crate::org::tree::ImportErrors;
 
 pub use directives::InboxEntry;
+pub use jobs::{ScheduledDirective, SentNudge, SilentUnit};
 pub use org::{DemoLoad, ImportReport};
 
 /// How long a connection waits for SQLite's write lock, or for a pooled connection.
@@ -73,6 +76,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "accounts",
         include_str!("../../migrations/sqlite/0003_accounts.sql"),
     ),
+    (
+        5,
+        "directive_jobs",
+        include_str!("../../migrations/sqlite/0005_directive_jobs.sql"),
+    ),
 ];
 /// Migrations for PostgreSQL, the same versions as for SQLite.
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -90,6 +98,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "accounts",
         include_str!("../../migrations/postgres/0003_accounts.sql"),
+    ),
+    (
+        5,
+        "directive_jobs",
+        include_str!("../../migrations/postgres/0005_directive_jobs.sql"),
     ),
 ];
 
@@ -425,8 +438,23 @@ mod tests {
             list.iter().map(|&(v, d, _)| (v, d.to_owned())).collect()
         };
         assert_eq!(versions(SQLITE_MIGRATIONS), versions(POSTGRES_MIGRATIONS));
-        for (index, &(version, ..)) in SQLITE_MIGRATIONS.iter().enumerate() {
-            assert_eq!(version, index as i64 + 1, "versions are 1, 2, 3, …");
+        let registered: Vec<i64> = SQLITE_MIGRATIONS.iter().map(|&(v, ..)| v).collect();
+        assert!(
+            registered.windows(2).all(|pair| pair[0] < pair[1]),
+            "versions increase: {registered:?}"
+        );
+        // Every file in each folder is registered, and nothing else.
+        for backend in ["sqlite", "postgres"] {
+            let folder = format!("{}/migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
+            let mut files: Vec<i64> = std::fs::read_dir(&folder)
+                .expect("the migrations folder")
+                .filter_map(|entry| {
+                    let name = entry.ok()?.file_name().into_string().ok()?;
+                    name.strip_suffix(".sql")?.split('_').next()?.parse().ok()
+                })
+                .collect();
+            files.sort_unstable();
+            assert_eq!(files, registered, "{folder}");
         }
     }
 
