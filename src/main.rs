@@ -13,6 +13,7 @@ use rootcast_hub::store::{DemoLoad, Store, StoreOptions};
 use rootcast_hub::{Node, RpcRegistry};
 
 mod account_cmd;
+mod relay_link;
 
 #[derive(Parser)]
 #[command(
@@ -71,6 +72,13 @@ enum Command {
         /// Issue a subscription token for this channel instead of a connection token.
         #[arg(long)]
         channel: Option<String>,
+        /// Issue a relay token for this stream (`*` = any) instead: WHIP/WHEP with
+        /// `relay.require_token` on. Needs --access.
+        #[arg(long, conflicts_with = "channel", requires = "access")]
+        stream: Option<String>,
+        /// What the relay token allows: publish (WHIP) or view (WHEP).
+        #[arg(long, value_parser = ["publish", "view"], requires = "stream")]
+        access: Option<String>,
     },
 }
 
@@ -173,13 +181,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             user,
             ttl,
             channel,
+            stream,
+            access,
         } => {
             let config = source.load()?;
             let secret = &config.client.token.hmac_secret_key;
             if secret.is_empty() {
                 bail!("client.token.hmac_secret_key is not set: nothing to sign with");
             }
-            println!("{}", issue_token(secret, &user, ttl, channel.as_deref())?);
+            let token = match (stream, access) {
+                (Some(stream), Some(access)) => {
+                    relay_link::issue_stream_token(secret, &user, ttl, &stream, &access)?
+                }
+                _ => issue_token(secret, &user, ttl, channel.as_deref())?,
+            };
+            println!("{token}");
             Ok(())
         }
     }
@@ -281,7 +297,8 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
             .clone()
             .run_jobs(node.clone(), config.directives.clone()),
     );
-    let relay = rootcast_relay::start(config.relay.clone())
+    let relay_hooks = relay_link::hooks(&config, node.clone())?;
+    let relay = rootcast_relay::start_with(config.relay.clone(), relay_hooks)
         .await
         .with_context(|| format!("starting the relay on UDP {}", config.relay.udp_bind))?;
     let app = rootcast_hub::server::router(node.clone())
@@ -301,6 +318,9 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         "  WHIP/WHEP   http://{address}/whip/<stream>, http://{address}/whep/<stream> (media on UDP {})",
         relay.udp_addr()
     );
+    if let Some(tcp) = relay.tcp_addr() {
+        println!("  ICE-TCP     {tcp} (relay media over TCP)");
+    }
     println!(
         "  store       {} ({} units)",
         store.url(),

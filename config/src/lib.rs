@@ -52,7 +52,7 @@ mod load;
 mod relay;
 mod validate;
 
-pub use relay::RelayConfig;
+pub use relay::{IceServer, RelayConfig};
 
 pub use error::{ConfigError, Origin, Problem};
 pub use load::{CONFIG_FILE_ENV, ENV_PREFIX};

@@ -16,9 +16,14 @@ use serde::{Deserialize, Serialize};
 pub struct RelayConfig {
     /// The one UDP socket every peer shares (ICE, DTLS, SRTP). Port 0 picks a free port.
     pub udp_bind: SocketAddr,
-    /// IP addresses announced as host candidates, with the bound UDP port. Empty: the bind
-    /// address itself (which must then be a specific address, not `0.0.0.0`/`::`).
+    /// IP addresses announced as host candidates, with the bound UDP port (and the bound
+    /// TCP port for ICE-TCP). Empty: the bind address itself (which must then be a specific
+    /// address, not `0.0.0.0`/`::`).
     pub announce: Vec<IpAddr>,
+    /// ICE-TCP (RFC 6544 passive candidates, RFC 4571 framing) for clients whose networks
+    /// block UDP: the TCP address to listen on, e.g. `0.0.0.0:8189` or `0.0.0.0:443`.
+    /// Empty (the default): no ICE-TCP. Port 0 picks a free port.
+    pub tcp_bind: String,
     /// WHEP sessions per stream; the next one gets `503`.
     pub max_viewers_per_stream: usize,
     /// Streams (stream names with a publisher or viewers); a WHIP for a new one gets `503`.
@@ -32,6 +37,95 @@ pub struct RelayConfig {
     /// The viewers' bandwidth estimator starts here (bits per second); also the estimate
     /// the forwarding core starts a viewer's layer choice from.
     pub initial_viewer_bitrate_bps: u64,
+    /// Whether WHIP/WHEP POSTs need a publish/view token issued by the hub (401 without a
+    /// valid one, 403 for another stream or access). Off by default so the embedded demo
+    /// works without tokens; turn it on for any deployment reachable by others.
+    pub require_token: bool,
+    /// STUN/TURN servers handed to clients in `Link: <url>; rel="ice-server"` headers
+    /// (RFC 9725 §4.6) on every 201 and on `OPTIONS`. The relay itself uses none.
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// One STUN or TURN server for clients (`[[relay.ice_servers]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:`, `stuns:`, `turn:` or `turns:` URLs (RFC 7064/7065), e.g.
+    /// `turn:turn.example.org:3478?transport=udp`.
+    pub urls: Vec<String>,
+    /// TURN user name (required for `turn:`/`turns:`; empty for STUN).
+    #[serde(default)]
+    pub username: String,
+    /// TURN password (`credential-type="password"`).
+    #[serde(default)]
+    pub credential: String,
+}
+
+impl IceServer {
+    /// The `Link` header values for this server: one per URL.
+    pub fn link_values(&self) -> Vec<String> {
+        self.urls
+            .iter()
+            .map(|url| {
+                let mut v = format!("<{url}>; rel=\"ice-server\"");
+                if is_turn(url) && !self.username.is_empty() {
+                    v.push_str(&format!(
+                        "; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
+                        self.username, self.credential
+                    ));
+                }
+                v
+            })
+            .collect()
+    }
+}
+
+fn is_turn(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with("turn:") || lower.starts_with("turns:")
+}
+
+/// Why a STUN/TURN URL is not acceptable, if it is not.
+fn ice_url_problem(url: &str) -> Option<String> {
+    let lower = url.to_ascii_lowercase();
+    let Some((scheme, rest)) = lower.split_once(':') else {
+        return Some(format!(
+            "{url:?} has no scheme (stun:, stuns:, turn:, turns:)"
+        ));
+    };
+    if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") {
+        return Some(format!(
+            "{url:?}: the scheme must be stun:, stuns:, turn: or turns:"
+        ));
+    }
+    let host = rest.split(['?', ':']).next().unwrap_or("");
+    // An IPv6 literal is written [..]: its host part starts with '['.
+    if host.is_empty() && !rest.starts_with('[') {
+        return Some(format!("{url:?} names no host"));
+    }
+    if url.len() > 512 {
+        return Some(format!("{url:?} is longer than 512 characters"));
+    }
+    if url
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>' | '"' | ','))
+    {
+        return Some(format!(
+            "{url:?} contains a space, a control character or one of < > \" ,"
+        ));
+    }
+    if (scheme == "stun" || scheme == "stuns") && rest.contains("transport=") {
+        return Some(format!("{url:?}: stun: URLs take no ?transport="));
+    }
+    None
+}
+
+/// Whether a value can go into a quoted `Link` parameter as it is.
+fn quotable(value: &str) -> bool {
+    value.len() <= 512
+        && value
+            .chars()
+            .all(|c| !c.is_control() && c != '"' && c != '\\' && c.is_ascii())
 }
 
 impl Default for RelayConfig {
@@ -39,12 +133,15 @@ impl Default for RelayConfig {
         RelayConfig {
             udp_bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8189),
             announce: Vec::new(),
+            tcp_bind: String::new(),
             max_viewers_per_stream: 500,
             max_streams: 16,
             max_sdp_bytes: 32 * 1024,
             connect_timeout_ms: 15_000,
             disconnect_grace_ms: 5_000,
             initial_viewer_bitrate_bps: 1_000_000,
+            require_token: false,
+            ice_servers: Vec::new(),
         }
     }
 }
@@ -56,6 +153,11 @@ impl RelayConfig {
             udp_bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             ..RelayConfig::default()
         }
+    }
+
+    /// The ICE-TCP listen address, when ICE-TCP is on (`tcp_bind` set and valid).
+    pub fn tcp_bind_addr(&self) -> Option<SocketAddr> {
+        self.tcp_bind.trim().parse().ok()
     }
 
     /// How long a session may take to connect.
@@ -80,6 +182,25 @@ impl RelayConfig {
                 ),
             ));
         }
+        if !self.tcp_bind.trim().is_empty() {
+            match self.tcp_bind_addr() {
+                None => problems.push((
+                    "relay.tcp_bind",
+                    format!(
+                        "{:?} is not an address with a port (e.g. 0.0.0.0:8189); empty turns ICE-TCP off",
+                        self.tcp_bind
+                    ),
+                )),
+                Some(addr) if addr.ip().is_unspecified() && self.announce.is_empty() => problems
+                    .push((
+                        "relay.tcp_bind",
+                        format!(
+                            "{addr} is a wildcard address; list the addresses clients reach the relay on in relay.announce"
+                        ),
+                    )),
+                Some(_) => {}
+            }
+        }
         if let Some(ip) = self.announce.iter().find(|ip| ip.is_unspecified()) {
             problems.push((
                 "relay.announce",
@@ -97,6 +218,33 @@ impl RelayConfig {
         }
         if self.max_sdp_bytes < 256 {
             problems.push(("relay.max_sdp_bytes", "must be at least 256".to_owned()));
+        }
+        for (i, server) in self.ice_servers.iter().enumerate() {
+            let mut problem = |reason: String| {
+                problems.push(("relay.ice_servers", format!("entry {}: {reason}", i + 1)));
+            };
+            if server.urls.is_empty() {
+                problem("lists no urls".to_owned());
+            }
+            for url in &server.urls {
+                if let Some(reason) = ice_url_problem(url) {
+                    problem(reason);
+                }
+            }
+            let turn = server.urls.iter().any(|u| is_turn(u));
+            if turn && (server.username.is_empty() || server.credential.is_empty()) {
+                problem("a turn:/turns: server needs a username and a credential".to_owned());
+            }
+            let has_credentials = !server.username.is_empty() || !server.credential.is_empty();
+            if !turn && has_credentials {
+                problem("username and credential are for turn:/turns: servers only".to_owned());
+            }
+            if !quotable(&server.username) || !quotable(&server.credential) {
+                problem(
+                    "username and credential must be printable ASCII without \" or \\, at most 512 characters"
+                        .to_owned(),
+                );
+            }
         }
         problems
     }
@@ -150,6 +298,97 @@ mod tests {
             config.candidate_addrs(bound),
             vec!["203.0.113.7:8189".parse::<SocketAddr>().unwrap()]
         );
+    }
+
+    #[test]
+    fn ice_servers_become_link_headers_and_are_checked() {
+        let turn = IceServer {
+            urls: vec![
+                "turn:turn.example.org:3478?transport=udp".into(),
+                "turns:turn.example.org:5349?transport=tcp".into(),
+            ],
+            username: "u1".into(),
+            credential: "p@ss".into(),
+        };
+        let stun = IceServer {
+            urls: vec!["stun:stun.example.org".into()],
+            username: String::new(),
+            credential: String::new(),
+        };
+        assert_eq!(
+            turn.link_values()[0],
+            r#"<turn:turn.example.org:3478?transport=udp>; rel="ice-server"; username="u1"; credential="p@ss"; credential-type="password""#
+        );
+        assert_eq!(
+            stun.link_values(),
+            vec![r#"<stun:stun.example.org>; rel="ice-server""#.to_owned()]
+        );
+        let config = RelayConfig {
+            ice_servers: vec![turn.clone(), stun.clone()],
+            ..RelayConfig::default()
+        };
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+
+        let bad = |server: IceServer| {
+            let config = RelayConfig {
+                ice_servers: vec![server],
+                ..RelayConfig::default()
+            };
+            let problems = config.problems();
+            assert!(!problems.is_empty(), "{config:?}");
+            assert!(problems.iter().all(|(k, _)| *k == "relay.ice_servers"));
+        };
+        bad(IceServer {
+            urls: vec![],
+            ..stun.clone()
+        });
+        bad(IceServer {
+            urls: vec!["http://example.org".into()],
+            ..stun.clone()
+        });
+        bad(IceServer {
+            urls: vec!["stun:".into()],
+            ..stun.clone()
+        });
+        bad(IceServer {
+            urls: vec!["stun:a b".into()],
+            ..stun.clone()
+        });
+        bad(IceServer {
+            urls: vec!["turn:x>y".into()],
+            ..turn.clone()
+        });
+        bad(IceServer {
+            username: String::new(),
+            ..turn.clone()
+        });
+        bad(IceServer {
+            credential: "quote\"inside".into(),
+            ..turn.clone()
+        });
+        bad(IceServer {
+            username: "u".into(),
+            credential: "p".into(),
+            ..stun.clone()
+        });
+    }
+
+    #[test]
+    fn tcp_bind_is_off_by_default_and_checked() {
+        let mut config = RelayConfig::default();
+        assert_eq!(config.tcp_bind_addr(), None);
+        config.tcp_bind = "127.0.0.1:8189".into();
+        assert!(config.problems().is_empty());
+        assert_eq!(
+            config.tcp_bind_addr(),
+            Some("127.0.0.1:8189".parse().unwrap())
+        );
+        config.tcp_bind = "8189".into();
+        assert_eq!(config.problems()[0].0, "relay.tcp_bind");
+        config.tcp_bind = "0.0.0.0:443".into();
+        assert_eq!(config.problems()[0].0, "relay.tcp_bind");
+        config.announce = vec!["203.0.113.7".parse().unwrap()];
+        assert!(config.problems().is_empty());
     }
 
     #[test]

@@ -23,10 +23,18 @@
 //! ([`RelayHandle::negotiate`]); the driver only decides whether to adopt the ready `Rtc`
 //! (409, 404, 422, 503) so one slow offer does not stall forwarding.
 //!
-//! Not yet: ICE-TCP (RFC 4571) and TURN `Link` headers, trickle ICE / ICE restart, `sendmmsg`
-//! batching, a timer heap (every iteration scans all peers: fine for hundreds of peers, not
-//! for tens of thousands), header-extension pass-through (audio level, video orientation),
-//! reports to the hub. See `relay/DESIGN.md` §7.
+//! Trickle ICE and ICE restart ([`RelayHandle::patch`], WHIP/WHEP `PATCH`) run on the
+//! driver task because they touch a live `Rtc`: candidates go to `Rtc::add_remote_candidate`;
+//! a restart re-accepts the session's stored offer with the new credentials (str0m's own
+//! path for a remote ICE restart), so str0m flushes the old pairs and answers with new ones.
+//!
+//! The host's [`StreamEvents`] hear, from this task: `stream_live` when a publisher's
+//! ICE and DTLS are up, `stream_ended` when it leaves, and connected-viewer counts coalesced
+//! by [`ViewerCounts`] (at most every 500 ms per stream, the last value always sent).
+//!
+//! Not yet: ICE-TCP (RFC 4571), `sendmmsg` batching, a timer heap (every iteration scans
+//! all peers: fine for hundreds of peers, not for tens of thousands), header-extension
+//! pass-through (audio level, video orientation). See `relay/DESIGN.md` §7.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -41,20 +49,24 @@ use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::format::{Codec as StrCodec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, MediaKind as StrKind, Mid, Pt, Rid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::RelayConfig;
 use crate::forwarder::{
     Counters, Forward, ForwarderConfig, RtpBase, StreamForwarder, ViewerId, ViewerOptions,
 };
+use crate::hooks::RelayHooks;
 use crate::keyframes::KeyframeKind;
 use crate::layers::ViewerPreference;
 use crate::packet::{Codec, InboundPacket, LayerId, MediaKind, PacketHeader};
+use crate::report::ViewerCounts;
 use crate::sdp_checks::{self, OfferRole, OfferSummary, SdpProblem, SectionKind};
+use crate::sdpfrag::{self, Fragment};
+use crate::tcp::{self, TcpEvent};
 
 /// Largest datagram read from the socket.
 const RECV_BUF: usize = 2048;
@@ -62,6 +74,8 @@ const RECV_BUF: usize = 2048;
 const RECV_BATCH: usize = 64;
 /// The loop wakes at least this often (lifecycle checks).
 const MAX_SLEEP: Duration = Duration::from_millis(250);
+/// Most ICE-TCP connections open at once (a client opens one per candidate pair it tries).
+const MAX_TCP_CONNECTIONS: usize = 4096;
 
 /// Why the relay refused or could not do something. Each maps to one HTTP status
 /// ([`RelayError::status`]); the `Display` text is the response body.
@@ -81,13 +95,18 @@ pub enum RelayError {
     AtCapacity(String),
     /// 503: the driver task is not running.
     Stopped,
+    /// 412: `If-Match` does not match the session's entity tag.
+    PreconditionFailed,
+    /// 400: a `PATCH` fragment the relay cannot use.
+    BadFragment(String),
 }
 
 impl RelayError {
     /// The HTTP status code for this error.
     pub fn status(&self) -> u16 {
         match self {
-            RelayError::BadSdp(_) => 400,
+            RelayError::BadSdp(_) | RelayError::BadFragment(_) => 400,
+            RelayError::PreconditionFailed => 412,
             RelayError::UnsupportedCodec(_) => 422,
             RelayError::NoPublisher | RelayError::UnknownSession => 404,
             RelayError::PublisherExists => 409,
@@ -106,6 +125,11 @@ impl fmt::Display for RelayError {
             RelayError::PublisherExists => write!(f, "the stream already has a publisher"),
             RelayError::AtCapacity(why) => write!(f, "the relay is at capacity: {why}"),
             RelayError::Stopped => write!(f, "the relay is not running"),
+            RelayError::PreconditionFailed => write!(
+                f,
+                "If-Match does not match the session's current entity tag (ETag)"
+            ),
+            RelayError::BadFragment(why) => write!(f, "{why}"),
         }
     }
 }
@@ -128,8 +152,25 @@ pub struct Negotiated {
     pub session: String,
     /// The SDP answer.
     pub answer: String,
-    /// The entity tag of the session's ICE state (for `If-Match` on PATCH, later).
+    /// The entity tag of the session's ICE state (for `If-Match` on PATCH).
     pub etag: String,
+}
+
+/// What a `PATCH` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatchOutcome {
+    /// Trickle ICE: the candidates were added (`204`).
+    Trickled {
+        /// Candidates handed to str0m.
+        added: usize,
+    },
+    /// ICE restart (`200`): the relay's new fragment and the session's new entity tag.
+    Restarted {
+        /// `application/trickle-ice-sdpfrag` body: new `ice-ufrag`/`ice-pwd`, candidates.
+        fragment: String,
+        /// The new `ETag`.
+        etag: String,
+    },
 }
 
 /// A snapshot of the relay for stats and tests.
@@ -139,6 +180,8 @@ pub struct RelayStats {
     pub peers: usize,
     /// Entries of the address → peer demultiplexing map.
     pub addresses: usize,
+    /// ICE-TCP connections open (claimed by a peer or not yet).
+    pub tcp_connections: usize,
     /// Streams, sorted by name.
     pub streams: Vec<StreamStats>,
 }
@@ -176,14 +219,24 @@ impl fmt::Debug for RelayHandle {
 
 struct Shared {
     config: RelayConfig,
+    hooks: RelayHooks,
     udp_addr: SocketAddr,
     candidates: Vec<SocketAddr>,
+    tcp_addr: Option<SocketAddr>,
+    tcp_candidates: Vec<SocketAddr>,
 }
 
-/// Binds the UDP socket and spawns the driver task on the current tokio runtime.
+/// Binds the UDP socket and spawns the driver task on the current tokio runtime, with the
+/// default hooks ([`RelayHooks::for_config`]: allow-all or reject-all tokens, no events).
 ///
 /// The task runs until [`RelayHandle::shutdown`] or until every handle is dropped.
 pub async fn start(config: RelayConfig) -> io::Result<RelayHandle> {
+    let hooks = RelayHooks::for_config(&config);
+    start_with(config, hooks).await
+}
+
+/// [`start`] with the host's token check and event sink.
+pub async fn start_with(config: RelayConfig, hooks: RelayHooks) -> io::Result<RelayHandle> {
     config
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -197,10 +250,33 @@ pub async fn start(config: RelayConfig) -> io::Result<RelayHandle> {
     } else {
         udp_addr
     };
+    let listener = match config.tcp_bind_addr() {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let tcp_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let tcp_candidates = tcp_addr
+        .map(|a| config.candidate_addrs(a))
+        .unwrap_or_default();
+    let tcp_destination = tcp_addr.map(|a| {
+        if a.ip().is_unspecified() {
+            tcp_candidates[0]
+        } else {
+            a
+        }
+    });
     let shared = Arc::new(Shared {
         config,
+        hooks,
         udp_addr,
         candidates,
+        tcp_addr,
+        tcp_candidates,
+    });
+    let tcp_rx = listener.map(|listener| {
+        let (events, rx) = mpsc::channel(1024);
+        tokio::spawn(tcp::accept_loop(listener, events, MAX_TCP_CONNECTIONS));
+        rx
     });
     let (tx, rx) = mpsc::channel(256);
     let driver = Driver {
@@ -213,9 +289,19 @@ pub async fn start(config: RelayConfig) -> io::Result<RelayHandle> {
         next_key: 1,
         dirty: HashSet::new(),
         forwards: Vec::new(),
+        counts: ViewerCounts::default(),
+        reports: Vec::new(),
+        tcp_destination,
+        tcp: HashMap::new(),
+        tcp_by_source: HashMap::new(),
     };
-    tokio::spawn(driver.run(socket, rx));
-    tracing::info!(udp = %udp_addr, candidates = ?shared.candidates, "relay started");
+    tokio::spawn(driver.run(socket, rx, tcp_rx));
+    tracing::info!(
+        udp = %udp_addr,
+        candidates = ?shared.candidates,
+        tcp = ?shared.tcp_addr,
+        "relay started"
+    );
     Ok(RelayHandle { tx, shared })
 }
 
@@ -225,14 +311,29 @@ impl RelayHandle {
         self.shared.udp_addr
     }
 
-    /// The ICE host candidates announced in answers.
+    /// The ICE host candidates (UDP) announced in answers.
     pub fn candidates(&self) -> &[SocketAddr] {
         &self.shared.candidates
+    }
+
+    /// The bound ICE-TCP address, when ICE-TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.shared.tcp_addr
+    }
+
+    /// The passive TCP candidates announced in answers (empty without ICE-TCP).
+    pub fn tcp_candidates(&self) -> &[SocketAddr] {
+        &self.shared.tcp_candidates
     }
 
     /// The configuration the relay runs with.
     pub fn config(&self) -> &RelayConfig {
         &self.shared.config
+    }
+
+    /// The token check and event sink the relay runs with.
+    pub fn hooks(&self) -> &RelayHooks {
+        &self.shared.hooks
     }
 
     /// Checks an offer, negotiates it with a new `Rtc` and hands that to the driver, which
@@ -247,7 +348,7 @@ impl RelayHandle {
         let summary = sdp_checks::check_offer(offer, role)?;
         let (rtc, answer) = self.accept(role, offer)?;
         let session = random_hex();
-        let etag = format!("\"{}\"", &session[..16]);
+        let etag = new_etag();
         let (reply, answered) = oneshot::channel();
         let prepared = Prepared {
             session: session.clone(),
@@ -255,6 +356,8 @@ impl RelayHandle {
             stream: stream.to_string(),
             rtc: Box::new(rtc),
             summary,
+            offer: offer.to_string(),
+            etag: etag.clone(),
         };
         self.tx
             .send(Command::Adopt {
@@ -297,6 +400,29 @@ impl RelayHandle {
             reply,
         })
         .await
+    }
+
+    /// Trickle ICE or ICE restart on a session (WHIP/WHEP `PATCH`, RFC 9725 §4.3).
+    ///
+    /// `if_match` is the raw `If-Match` value: when present it must match the session's
+    /// entity tag (or be `*`), else [`RelayError::PreconditionFailed`]. A fragment whose
+    /// `ice-ufrag`/`ice-pwd` differ from the session's remote credentials is an ICE restart;
+    /// otherwise its candidates are added.
+    pub async fn patch(
+        &self,
+        role: OfferRole,
+        stream: &str,
+        session: &str,
+        if_match: Option<&str>,
+        fragment: Fragment,
+    ) -> Result<PatchOutcome, RelayError> {
+        self.ask(|reply| Command::Patch {
+            key: SessionRef::new(role, stream, session),
+            if_match: if_match.map(str::to_owned),
+            fragment: Box::new(fragment),
+            reply,
+        })
+        .await?
     }
 
     /// A snapshot of peers, streams and counters.
@@ -344,6 +470,15 @@ impl RelayHandle {
                     .map_err(|e| RelayError::BadSdp(format!("candidate {addr}: {e}")))?;
                 rtc.add_local_candidate(candidate);
             }
+            for addr in &self.shared.tcp_candidates {
+                let candidate = Candidate::builder()
+                    .tcp()
+                    .host(*addr)
+                    .tcptype(TcpType::Passive)
+                    .build()
+                    .map_err(|e| RelayError::BadSdp(format!("TCP candidate {addr}: {e}")))?;
+                rtc.add_local_candidate(candidate);
+            }
             let answer = rtc
                 .sdp_api()
                 .accept_offer(offer)
@@ -357,6 +492,11 @@ impl RelayHandle {
             )),
         }
     }
+}
+
+/// A fresh strong entity tag.
+fn new_etag() -> String {
+    format!("\"{}\"", &random_hex()[..16])
 }
 
 fn random_hex() -> String {
@@ -388,6 +528,8 @@ struct Prepared {
     stream: String,
     rtc: Box<Rtc>,
     summary: OfferSummary,
+    offer: String,
+    etag: String,
 }
 
 enum Command {
@@ -402,6 +544,12 @@ enum Command {
     Exists {
         key: SessionRef,
         reply: oneshot::Sender<bool>,
+    },
+    Patch {
+        key: SessionRef,
+        if_match: Option<String>,
+        fragment: Box<Fragment>,
+        reply: oneshot::Sender<Result<PatchOutcome, RelayError>>,
     },
     Stats {
         reply: oneshot::Sender<RelayStats>,
@@ -422,7 +570,15 @@ struct Peer {
     created: Instant,
     connected: bool,
     disconnected_since: Option<Instant>,
+    /// Since when an ICE restart waits for ICE to connect again.
+    restarting_since: Option<Instant>,
     dead: bool,
+    /// The offer as last accepted (the base of an ICE restart).
+    offer: String,
+    /// The remote `ice-ufrag`/`ice-pwd` of that offer.
+    remote_creds: Option<(String, String)>,
+    /// The session's entity tag (changes at an ICE restart).
+    etag: String,
 }
 
 enum Role {
@@ -459,6 +615,10 @@ struct Stream {
     /// The publisher's negotiated payload parameters, for the viewers' PT maps.
     params: Vec<PublisherCodec>,
     viewers: HashSet<Key>,
+    /// `stream_live` was reported for the current publisher.
+    live: bool,
+    /// Viewers whose ICE and DTLS are up (what `viewer_count` reports).
+    connected_viewers: usize,
 }
 
 struct Driver {
@@ -471,16 +631,47 @@ struct Driver {
     next_key: Key,
     dirty: HashSet<Key>,
     forwards: Vec<Forward>,
+    counts: ViewerCounts,
+    reports: Vec<(Arc<str>, usize)>,
+    /// The destination of every ICE-TCP frame (the TCP candidate; see UDP's).
+    tcp_destination: Option<SocketAddr>,
+    /// Open ICE-TCP connections.
+    tcp: HashMap<u64, TcpConn>,
+    /// Remote address → connection, for `Transmit`s with `Protocol::Tcp`.
+    tcp_by_source: HashMap<SocketAddr, u64>,
+}
+
+/// One ICE-TCP connection as the driver sees it.
+struct TcpConn {
+    source: SocketAddr,
+    /// Framed writes; dropping it closes the connection.
+    writer: mpsc::Sender<Vec<u8>>,
+    /// The peer whose `Rtc` accepted its first packet.
+    peer: Option<Key>,
+    opened: Instant,
 }
 
 enum Wake {
     Datagram(io::Result<(usize, SocketAddr)>),
     Command(Option<Command>),
+    Tcp(Option<TcpEvent>),
     Timer,
 }
 
+async fn recv_tcp(rx: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Driver {
-    async fn run(mut self, socket: UdpSocket, mut rx: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        socket: UdpSocket,
+        mut rx: mpsc::Receiver<Command>,
+        mut tcp_rx: Option<mpsc::Receiver<TcpEvent>>,
+    ) {
         let mut buf = vec![0u8; RECV_BUF];
         loop {
             let now = Instant::now();
@@ -489,6 +680,7 @@ impl Driver {
             let wake = tokio::select! {
                 r = socket.recv_from(&mut buf) => Wake::Datagram(r),
                 c = rx.recv() => Wake::Command(c),
+                e = recv_tcp(&mut tcp_rx) => Wake::Tcp(e),
                 _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
             };
             match wake {
@@ -508,9 +700,13 @@ impl Driver {
                 }
                 Wake::Command(None) | Wake::Command(Some(Command::Shutdown)) => break,
                 Wake::Command(Some(c)) => self.command(Instant::now(), c),
+                Wake::Tcp(Some(event)) => self.tcp_event(Instant::now(), event, &socket),
+                Wake::Tcp(None) => tcp_rx = None,
                 Wake::Timer => {}
             }
         }
+        self.tcp.clear();
+        self.tcp_by_source.clear();
         let now = Instant::now();
         let keys: Vec<Key> = self.peers.keys().copied().collect();
         for key in keys {
@@ -529,7 +725,101 @@ impl Driver {
                 deadline = deadline.min(t);
             }
         }
+        if let Some(t) = self.counts.poll_timeout() {
+            deadline = deadline.min(t);
+        }
         deadline.max(now)
+    }
+
+    /// An ICE-TCP connection opened, sent a frame, or closed.
+    fn tcp_event(&mut self, now: Instant, event: TcpEvent, socket: &UdpSocket) {
+        match event {
+            TcpEvent::Open {
+                conn,
+                source,
+                local,
+                writer,
+            } => {
+                tracing::trace!(%source, %local, "relay: ICE-TCP connection");
+                self.tcp.insert(
+                    conn,
+                    TcpConn {
+                        source,
+                        writer,
+                        peer: None,
+                        opened: now,
+                    },
+                );
+            }
+            TcpEvent::Data { conn, data } => {
+                let Some(destination) = self.tcp_destination else {
+                    return;
+                };
+                let Some(c) = self.tcp.get(&conn) else {
+                    return;
+                };
+                let (source, bound) = (c.source, c.peer);
+                let Ok(contents) = data.as_slice().try_into() else {
+                    return;
+                };
+                let input = Input::Receive(
+                    now,
+                    Receive {
+                        proto: Protocol::Tcp,
+                        source,
+                        destination,
+                        contents,
+                    },
+                );
+                let Some(key) = self.demux(&input, bound) else {
+                    tracing::trace!(%source, "relay: no peer accepts the TCP frame");
+                    return;
+                };
+                if bound != Some(key) {
+                    if let Some(c) = self.tcp.get_mut(&conn) {
+                        c.peer = Some(key);
+                    }
+                    self.tcp_by_source.insert(source, conn);
+                }
+                self.input(now, key, input, socket);
+            }
+            TcpEvent::Closed { conn } => self.close_tcp(conn),
+        }
+    }
+
+    fn close_tcp(&mut self, conn: u64) {
+        if let Some(c) = self.tcp.remove(&conn) {
+            if self.tcp_by_source.get(&c.source) == Some(&conn) {
+                self.tcp_by_source.remove(&c.source);
+            }
+        }
+    }
+
+    /// The peer for an input: the one it is bound to if that one accepts it, else the first
+    /// that does.
+    fn demux(&self, input: &Input<'_>, bound: Option<Key>) -> Option<Key> {
+        bound
+            .filter(|k| self.peers.get(k).is_some_and(|p| p.rtc.accepts(input)))
+            .or_else(|| {
+                self.peers
+                    .iter()
+                    .find(|(_, p)| p.rtc.accepts(input))
+                    .map(|(k, _)| *k)
+            })
+    }
+
+    /// Feeds one input to a peer and polls it at once.
+    fn input(&mut self, now: Instant, key: Key, input: Input<'_>, socket: &UdpSocket) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if let Err(e) = peer.rtc.handle_input(input) {
+            tracing::debug!(session = %peer.session, error = %e, "relay: input refused");
+            peer.dead = true;
+        }
+        // In RTP mode str0m holds ONE pending `RtpPacket` per `Rtc`: a second datagram fed
+        // before `poll_output` overwrites the first. Poll right away, before the next input.
+        self.poll_peer(now, key, socket);
     }
 
     /// One datagram: to the peer whose `Rtc` accepts it.
@@ -546,32 +836,15 @@ impl Driver {
                 contents,
             },
         );
-        let known = self
-            .by_addr
-            .get(&source)
-            .copied()
-            .filter(|k| self.peers.get(k).is_some_and(|p| p.rtc.accepts(&input)));
-        let key = match known {
-            Some(k) => k,
-            None => {
-                let Some((&k, _)) = self.peers.iter().find(|(_, p)| p.rtc.accepts(&input)) else {
-                    tracing::trace!(%source, "relay: no peer accepts the datagram");
-                    return;
-                };
-                self.by_addr.insert(source, k);
-                k
-            }
-        };
-        let Some(peer) = self.peers.get_mut(&key) else {
+        let bound = self.by_addr.get(&source).copied();
+        let Some(key) = self.demux(&input, bound) else {
+            tracing::trace!(%source, "relay: no peer accepts the datagram");
             return;
         };
-        if let Err(e) = peer.rtc.handle_input(input) {
-            tracing::debug!(session = %peer.session, error = %e, "relay: input refused");
-            peer.dead = true;
+        if bound != Some(key) {
+            self.by_addr.insert(source, key);
         }
-        // In RTP mode str0m holds ONE pending `RtpPacket` per `Rtc`: a second datagram fed
-        // before `poll_output` overwrites the first. Poll right away, before the next input.
-        self.poll_peer(now, key, socket);
+        self.input(now, key, input, socket);
     }
 
     /// Timeouts, polling, forwarding, keyframe requests, teardown — until nothing is left.
@@ -609,6 +882,10 @@ impl Driver {
             }
         }
         self.lifecycle(now);
+        self.counts.due(now, &mut self.reports);
+        for (name, viewers) in self.reports.drain(..) {
+            self.shared.hooks.events.viewer_count(&name, viewers);
+        }
     }
 
     fn poll_peer(&mut self, now: Instant, key: Key, socket: &UdpSocket) {
@@ -616,6 +893,8 @@ impl Driver {
             peers,
             streams,
             forwards,
+            tcp,
+            tcp_by_source,
             ..
         } = self;
         let Some(peer) = peers.get_mut(&key) else {
@@ -641,6 +920,15 @@ impl Driver {
                     peer.timeout = t;
                     break;
                 }
+                Output::Transmit(t) if t.proto == Protocol::Tcp => {
+                    let conn = tcp_by_source.get(&t.destination).and_then(|c| tcp.get(c));
+                    let framed = tcp::frame(&t.contents);
+                    if let (Some(conn), Some(framed)) = (conn, framed) {
+                        if conn.writer.try_send(framed).is_err() {
+                            tracing::trace!(to = %t.destination, "relay: TCP send dropped");
+                        }
+                    }
+                }
                 Output::Transmit(t) => {
                     if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
                         tracing::trace!(error = %e, to = %t.destination, "relay: send dropped");
@@ -660,6 +948,7 @@ impl Driver {
                             }
                             IceConnectionState::Connected | IceConnectionState::Completed => {
                                 peer.disconnected_since = None;
+                                peer.restarting_since = None;
                             }
                             _ => {}
                         },
@@ -732,22 +1021,31 @@ impl Driver {
             peer.dead = true;
         }
         if joined {
-            self.viewer_joined(now, key);
+            self.peer_connected(now, key);
         }
         self.write_forwards();
         self.keyframe_requests(&stream_name);
     }
 
-    /// A viewer's ICE and DTLS are up: it starts receiving (and asks for a keyframe).
-    fn viewer_joined(&mut self, now: Instant, key: Key) {
+    /// A peer's ICE and DTLS are up: a publisher makes the stream live; a viewer starts
+    /// receiving (and asks for a keyframe).
+    fn peer_connected(&mut self, now: Instant, key: Key) {
         let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        let Role::Viewer(viewer) = &mut peer.role else {
             return;
         };
         let Some(stream) = self.streams.get_mut(&peer.stream) else {
             return;
+        };
+        let viewer = match &mut peer.role {
+            Role::Viewer(viewer) if !viewer.joined => viewer,
+            Role::Viewer(_) => return,
+            Role::Publisher(_) => {
+                if stream.publisher == Some(key) && !stream.live {
+                    stream.live = true;
+                    self.shared.hooks.events.stream_live(&peer.stream);
+                }
+                return;
+            }
         };
         let mut rng = rand::rng();
         let options = ViewerOptions {
@@ -764,7 +1062,16 @@ impl Driver {
             },
         };
         match stream.forwarder.add_viewer(now, ViewerId(key), options) {
-            Ok(()) => viewer.joined = true,
+            Ok(()) => {
+                viewer.joined = true;
+                stream.connected_viewers += 1;
+                if let Some(n) = self
+                    .counts
+                    .changed(now, &peer.stream, stream.connected_viewers)
+                {
+                    self.shared.hooks.events.viewer_count(&peer.stream, n);
+                }
+            }
             Err(e) => tracing::warn!(error = ?e, "relay: add_viewer failed"),
         }
         let name = peer.stream.clone();
@@ -858,6 +1165,11 @@ impl Driver {
                     .is_some_and(|t| now.saturating_duration_since(t) > grace)
                 {
                     "ICE disconnected"
+                } else if p
+                    .restarting_since
+                    .is_some_and(|t| now.saturating_duration_since(t) > connect)
+                {
+                    "ICE did not reconnect in time after an ICE restart"
                 } else {
                     return None;
                 };
@@ -866,6 +1178,16 @@ impl Driver {
             .collect();
         for (key, why) in ended {
             self.remove_peer(now, key, why);
+        }
+        // ICE-TCP connections no peer claimed within the connect timeout close.
+        let stale: Vec<u64> = self
+            .tcp
+            .iter()
+            .filter(|(_, c)| c.peer.is_none() && now.saturating_duration_since(c.opened) > connect)
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in stale {
+            self.close_tcp(conn);
         }
     }
 
@@ -879,26 +1201,119 @@ impl Driver {
         self.sessions.remove(&peer.session);
         self.by_addr.retain(|_, k| *k != key);
         self.dirty.remove(&key);
+        // Its ICE-TCP connections close (their writers are dropped).
+        self.tcp.retain(|_, c| c.peer != Some(key));
+        let tcp = &self.tcp;
+        self.tcp_by_source.retain(|_, conn| tcp.contains_key(conn));
         tracing::info!(session = %peer.session, stream = %peer.stream, why, "relay: session ended");
         let Some(stream) = self.streams.get_mut(&peer.stream) else {
             return;
         };
+        let events = &self.shared.hooks.events;
         match peer.role {
             Role::Publisher(_) => {
                 if stream.publisher == Some(key) {
                     stream.publisher = None;
                     stream.params.clear();
                     stream.forwarder.publisher_left(now);
+                    if stream.live {
+                        stream.live = false;
+                        if let Some(n) = self.counts.flush(now, &peer.stream) {
+                            events.viewer_count(&peer.stream, n);
+                        }
+                        events.stream_ended(&peer.stream);
+                    }
                 }
             }
-            Role::Viewer(_) => {
+            Role::Viewer(viewer) => {
                 stream.viewers.remove(&key);
                 stream.forwarder.remove_viewer(ViewerId(key));
+                if viewer.joined {
+                    stream.connected_viewers = stream.connected_viewers.saturating_sub(1);
+                    if let Some(n) =
+                        self.counts
+                            .changed(now, &peer.stream, stream.connected_viewers)
+                    {
+                        events.viewer_count(&peer.stream, n);
+                    }
+                }
             }
         }
         if stream.publisher.is_none() && stream.viewers.is_empty() {
             self.streams.remove(&peer.stream);
+            if let Some(n) = self.counts.flush(now, &peer.stream) {
+                events.viewer_count(&peer.stream, n);
+            }
+            self.counts.remove(&peer.stream);
         }
+    }
+
+    /// Trickle ICE or ICE restart on a live session (see [`RelayHandle::patch`]).
+    fn patch(
+        &mut self,
+        now: Instant,
+        key: &SessionRef,
+        if_match: Option<&str>,
+        fragment: Fragment,
+    ) -> Result<PatchOutcome, RelayError> {
+        let k = self.find(key).ok_or(RelayError::UnknownSession)?;
+        let peer = self.peers.get_mut(&k).ok_or(RelayError::UnknownSession)?;
+        if if_match.is_some_and(|h| !sdpfrag::if_match(h, &peer.etag)) {
+            return Err(RelayError::PreconditionFailed);
+        }
+        let restart = match (&fragment.ufrag, &fragment.pwd, &peer.remote_creds) {
+            (Some(u), Some(p), Some((cu, cp))) => u != cu || p != cp,
+            _ => false,
+        };
+        let mut outcome = None;
+        if restart {
+            let (ufrag, pwd) = (
+                fragment.ufrag.clone().unwrap_or_default(),
+                fragment.pwd.clone().unwrap_or_default(),
+            );
+            let offer = sdpfrag::restart_offer(&peer.offer, &ufrag, &pwd);
+            let rtc = &mut peer.rtc;
+            let accepted = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let sdp = SdpOffer::from_sdp_string(&offer)
+                    .map_err(|e| RelayError::BadFragment(format!("ICE restart: {e}")))?;
+                rtc.sdp_api()
+                    .accept_offer(sdp)
+                    .map_err(|e| RelayError::BadFragment(format!("ICE restart refused: {e}")))
+            }));
+            let answer = match accepted {
+                Ok(result) => result?,
+                Err(_) => {
+                    // str0m's state after a panic is unknown: end the session.
+                    peer.dead = true;
+                    self.dirty.insert(k);
+                    return Err(RelayError::BadFragment(
+                        "the ICE restart could not be applied; the session ends".to_owned(),
+                    ));
+                }
+            };
+            let answer = answer.to_sdp_string();
+            peer.offer = offer;
+            peer.remote_creds = Some((ufrag, pwd));
+            peer.etag = new_etag();
+            peer.restarting_since = Some(now);
+            tracing::debug!(session = %peer.session, "relay: ICE restart");
+            outcome = Some(PatchOutcome::Restarted {
+                fragment: sdpfrag::answer_fragment(&answer),
+                etag: peer.etag.clone(),
+            });
+        }
+        // Candidates of another generation (an older ufrag) are dropped (RFC 8838 §4).
+        let current = peer.remote_creds.as_ref().map(|(u, _)| u.as_str());
+        let mut added = 0;
+        for c in fragment.candidates {
+            if c.ufrag().is_some_and(|u| Some(u) != current) {
+                continue;
+            }
+            peer.rtc.add_remote_candidate(c);
+            added += 1;
+        }
+        self.dirty.insert(k);
+        Ok(outcome.unwrap_or(PatchOutcome::Trickled { added }))
     }
 
     fn command(&mut self, now: Instant, command: Command) {
@@ -916,6 +1331,15 @@ impl Driver {
             }
             Command::Exists { key, reply } => {
                 let _ = reply.send(self.find(&key).is_some());
+            }
+            Command::Patch {
+                key,
+                if_match,
+                fragment,
+                reply,
+            } => {
+                let result = self.patch(now, &key, if_match.as_deref(), *fragment);
+                let _ = reply.send(result);
             }
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
@@ -950,6 +1374,7 @@ impl Driver {
         RelayStats {
             peers: self.peers.len(),
             addresses: self.by_addr.len(),
+            tcp_connections: self.tcp.len(),
             streams,
         }
     }
@@ -961,6 +1386,8 @@ impl Driver {
             stream: name,
             rtc,
             summary,
+            offer,
+            etag,
         } = prepared;
         let config = &self.shared.config;
         let name: Arc<str> = Arc::from(name.as_str());
@@ -1041,7 +1468,11 @@ impl Driver {
                 created: now,
                 connected: false,
                 disconnected_since: None,
+                restarting_since: None,
                 dead: false,
+                remote_creds: sdpfrag::ice_credentials(&offer),
+                offer,
+                etag,
             },
         );
         self.dirty.insert(key);
@@ -1056,6 +1487,8 @@ impl Stream {
             publisher: None,
             params: Vec::new(),
             viewers: HashSet::new(),
+            live: false,
+            connected_viewers: 0,
         }
     }
 }

@@ -56,9 +56,13 @@
 //!
 //! | module | concept |
 //! | --- | --- |
-//! | [`config`] | [`RelayConfig`]: UDP bind, announced addresses, capacity limits |
+//! | [`config`] | [`RelayConfig`]: UDP bind, announced addresses, capacity limits, ICE servers, `require_token` |
 //! | [`driver`] | the tokio task: one UDP socket, one str0m `Rtc` per peer, events → core |
+//! | [`hooks`] | [`StreamAuth`] (publish/view tokens, 401/403) and [`StreamEvents`] (live/ended/viewers) the host plugs in |
+//! | [`report`] | [`ViewerCounts`]: viewer-count reports coalesced per stream (sans-IO) |
 //! | [`sdp_checks`] | offer checks before str0m (400/422) and the media-section summary |
+//! | [`sdpfrag`] | `application/trickle-ice-sdpfrag` for PATCH: parse, restart offer, answer fragment (sans-IO) |
+//! | [`tcp`] | ICE-TCP: RFC 4571 framing ([`tcp::FrameDecoder`], sans-IO) and the accept/connection tasks |
 //! | [`whip`] | WHIP/WHEP over HTTP: the axum [`router`] |
 //!
 //! Wiring it into a server:
@@ -104,12 +108,16 @@ pub mod cache;
 pub mod config;
 pub mod driver;
 pub mod forwarder;
+pub mod hooks;
 pub mod ingress;
 pub mod keyframes;
 pub mod layers;
 pub mod packet;
+pub mod report;
 pub mod rewrite;
 pub mod sdp_checks;
+pub mod sdpfrag;
+pub mod tcp;
 pub mod whip;
 
 pub use cache::{CacheMiss, CachedPacket, PacketCache};
@@ -123,7 +131,13 @@ pub use layers::{LayerAvailability, LayerSelector, SelectorConfig, ViewerPrefere
 pub use packet::{Codec, InboundPacket, LayerId, MediaKind, PacketHeader, Payload, SourceKey};
 pub use rewrite::{DropReason, Rewritten, SeqTsRewriter};
 
-pub use config::RelayConfig;
-pub use driver::{Negotiated, RelayError, RelayHandle, RelayStats, StreamStats, start};
+pub use config::{IceServer, RelayConfig};
+pub use driver::{
+    Negotiated, PatchOutcome, RelayError, RelayHandle, RelayStats, StreamStats, start, start_with,
+};
+pub use hooks::{
+    Access, AllowAll, AuthRejection, NoEvents, RejectAll, RelayHooks, StreamAuth, StreamEvents,
+};
+pub use report::ViewerCounts;
 pub use sdp_checks::OfferRole;
 pub use whip::router;

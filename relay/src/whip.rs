@@ -6,16 +6,21 @@
 //! | `POST /whip/{stream}` (SDP offer that sends) | `201`, SDP answer, `Location: /whip/{stream}/{session}`, `ETag` |
 //! | `POST /whep/{stream}` (SDP offer that receives) | `201`, same shape, `Location: /whep/{stream}/{session}` |
 //! | `DELETE /whip/{stream}/{session}`, `/whep/…` | `204`; `404` for an unknown session |
-//! | `PATCH` on a session | `405` (trickle ICE and ICE restart are not supported yet; the answer carries every candidate); `404` for an unknown session |
-//! | `OPTIONS` on either | `204` with CORS headers and `Accept-Post: application/sdp` |
+//! | `PATCH` on a session, `application/trickle-ice-sdpfrag` | trickle ICE `204`; ICE restart `200` with the relay's new fragment and a new `ETag`; `412` when `If-Match` does not match; `400` bad fragment; `404`; `415` |
+//! | `OPTIONS` on either | `204` with CORS headers (`Accept-Post: application/sdp` on the endpoint, `Accept-Patch: application/trickle-ice-sdpfrag` on a session) |
+//!
+//! Every `201` and the endpoint's `OPTIONS` carry one `Link: <url>; rel="ice-server"` per
+//! configured STUN/TURN URL (RFC 9725 §4.6), with `username`, `credential` and
+//! `credential-type="password"` for TURN.
 //!
 //! Errors are `text/plain` with one sentence: `400` malformed or hostile SDP (or a bad
-//! stream name), `401` no bearer token, `404` WHEP for a stream with no publisher, `409` a
-//! second publisher, `413` an offer over `max_sdp_bytes`, `415` not `application/sdp`,
-//! `422` no Opus/VP8/H.264, `503` at capacity.
+//! stream name), `401` no valid token, `403` a token for another stream or access, `404`
+//! WHEP for a stream with no publisher, `409` a second publisher, `413` an offer over
+//! `max_sdp_bytes`, `415` not `application/sdp`, `422` no Opus/VP8/H.264, `503` at capacity.
 //!
-//! Tokens: any `Authorization: Bearer <token>` is accepted for now; a missing or empty one is
-//! `401`. The hub's publish/view token check plugs in here later.
+//! Tokens: the relay's [`crate::StreamAuth`] decides on every `POST`, from the bearer token
+//! (`Authorization: Bearer <token>`). `DELETE` and `PATCH` need no token: the session URL
+//! (128 random bits) is the capability, as RFC 9725 §4.2 allows.
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -24,8 +29,13 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 
-use crate::driver::{RelayError, RelayHandle};
+use crate::driver::{PatchOutcome, RelayError, RelayHandle};
+use crate::hooks::{Access, AuthRejection};
 use crate::sdp_checks::OfferRole;
+use crate::sdpfrag;
+
+/// The media type of trickle ICE and ICE restart fragments (RFC 8840).
+pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
 /// Longest stream name.
 pub const MAX_STREAM_NAME: usize = 64;
@@ -68,16 +78,22 @@ async fn whip_session(
     State(relay): State<RelayHandle>,
     method: Method,
     Path((stream, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    session_request(relay, OfferRole::Publish, method, stream, session).await
+    let target = (OfferRole::Publish, stream, session);
+    session_request(relay, target, method, headers, body).await
 }
 
 async fn whep_session(
     State(relay): State<RelayHandle>,
     method: Method,
     Path((stream, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    session_request(relay, OfferRole::View, method, stream, session).await
+    let target = (OfferRole::View, stream, session);
+    session_request(relay, target, method, headers, body).await
 }
 
 fn prefix(role: OfferRole) -> &'static str {
@@ -125,7 +141,8 @@ fn valid_stream_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
-fn has_bearer_token(headers: &HeaderMap) -> bool {
+/// The bearer token of `Authorization: Bearer <token>`, if there is a non-empty one.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -135,7 +152,39 @@ fn has_bearer_token(headers: &HeaderMap) -> bool {
                 .eq_ignore_ascii_case("bearer")
                 .then_some(token.trim())
         })
-        .is_some_and(|token| !token.is_empty())
+        .filter(|token| !token.is_empty())
+}
+
+fn auth_error(rejection: AuthRejection) -> Response {
+    let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    let unauthorized = matches!(rejection, AuthRejection::Unauthorized(_));
+    let mut response = error(status, rejection.to_string());
+    if unauthorized {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// One `Link: <url>; rel="ice-server"…` per configured STUN/TURN URL.
+fn ice_server_links(relay: &RelayHandle, headers: &mut HeaderMap) {
+    for server in &relay.config().ice_servers {
+        for value in server.link_values() {
+            // Validated by the config; a value that is still no header value is skipped.
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.append(header::LINK, v);
+            }
+        }
+    }
+}
+
+fn media_type_is(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(expected))
 }
 
 /// The answer to a CORS preflight (`OPTIONS`): `allow` for `Allow`, `cors_methods` for
@@ -157,11 +206,7 @@ fn preflight(allow: &'static str, cors_methods: &'static str) -> Response {
 }
 
 fn is_sdp(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/sdp"))
+    media_type_is(headers, "application/sdp")
 }
 
 async fn endpoint(
@@ -177,6 +222,7 @@ async fn endpoint(
         response
             .headers_mut()
             .insert("accept-post", HeaderValue::from_static("application/sdp"));
+        ice_server_links(&relay, response.headers_mut());
         return response;
     }
     if !valid_stream_name(&stream) {
@@ -187,15 +233,17 @@ async fn endpoint(
             ),
         );
     }
-    if !has_bearer_token(&headers) {
-        let mut response = error(
-            StatusCode::UNAUTHORIZED,
-            "missing bearer token (Authorization: Bearer <token>)",
-        );
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return response;
+    let access = match role {
+        OfferRole::Publish => Access::Publish,
+        OfferRole::View => Access::View,
+    };
+    if let Err(rejection) = relay
+        .hooks()
+        .auth
+        .authorize(access, &stream, bearer_token(&headers))
+    {
+        tracing::debug!(stream, access = access.as_str(), reason = %rejection, "relay: token refused");
+        return auth_error(rejection);
     }
     if !is_sdp(&headers) {
         return error(
@@ -240,6 +288,7 @@ async fn endpoint(
             if let Ok(v) = HeaderValue::from_str(&n.etag) {
                 h.insert(header::ETAG, v);
             }
+            ice_server_links(&relay, h);
             response
         }
         Err(e) => {
@@ -251,13 +300,17 @@ async fn endpoint(
 
 async fn session_request(
     relay: RelayHandle,
-    role: OfferRole,
+    (role, stream, session): (OfferRole, String, String),
     method: Method,
-    stream: String,
-    session: String,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
     if method == Method::OPTIONS {
-        return preflight("DELETE, OPTIONS", "DELETE, PATCH, OPTIONS");
+        let mut response = preflight("PATCH, DELETE, OPTIONS", "PATCH, DELETE, OPTIONS");
+        response
+            .headers_mut()
+            .insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+        return response;
     }
     if method == Method::DELETE {
         return match relay.end(role, &stream, &session).await {
@@ -270,19 +323,81 @@ async fn session_request(
             Err(e) => relay_error(e),
         };
     }
-    // PATCH: trickle ICE and ICE restart are not supported yet (RFC 9725 §4.3.1: 405).
-    match relay.session_exists(role, &stream, &session).await {
-        Ok(true) => {
-            let mut response = error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "trickle ICE and ICE restart are not supported yet; the answer lists every candidate",
-            );
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
+    patch(relay, role, stream, session, headers, body).await
+}
+
+/// `PATCH`: trickle ICE (204) or ICE restart (200), RFC 9725 §4.3.
+async fn patch(
+    relay: RelayHandle,
+    role: OfferRole,
+    stream: String,
+    session: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    // An unknown session is 404 whatever the request looks like.
+    let exists = |relay: RelayHandle| {
+        let (stream, session) = (stream.clone(), session.clone());
+        async move { relay.session_exists(role, &stream, &session).await }
+    };
+    let refuse = |status: StatusCode, message: String| error(status, message);
+    if !media_type_is(&headers, SDPFRAG) {
+        return match exists(relay.clone()).await {
+            Ok(true) => refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("a PATCH must be sent as Content-Type: {SDPFRAG}"),
+            ),
+            Ok(false) => error(StatusCode::NOT_FOUND, "no such session"),
+            Err(e) => relay_error(e),
+        };
+    }
+    let limit = relay.config().max_sdp_bytes;
+    let Ok(bytes) = to_bytes(body, limit).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the fragment is larger than {limit} bytes"),
+        );
+    };
+    let parsed = std::str::from_utf8(&bytes)
+        .map_err(|_| "the fragment is not UTF-8 text".to_owned())
+        .and_then(|text| sdpfrag::parse_fragment(text).map_err(|e| e.to_string()));
+    let fragment = match parsed {
+        Ok(f) => f,
+        Err(why) => {
+            return match exists(relay.clone()).await {
+                Ok(true) => refuse(StatusCode::BAD_REQUEST, why),
+                Ok(false) => error(StatusCode::NOT_FOUND, "no such session"),
+                Err(e) => relay_error(e),
+            };
+        }
+    };
+    let if_match = match headers.get(header::IF_MATCH).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(v.to_owned()),
+        Some(Err(_)) => return error(StatusCode::PRECONDITION_FAILED, "unreadable If-Match"),
+    };
+    match relay
+        .patch(role, &stream, &session, if_match.as_deref(), fragment)
+        .await
+    {
+        Ok(PatchOutcome::Trickled { .. }) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            cors(response.headers_mut());
             response
         }
-        Ok(false) => error(StatusCode::NOT_FOUND, "no such session"),
-        Err(e) => relay_error(e),
+        Ok(PatchOutcome::Restarted { fragment, etag }) => {
+            let mut response =
+                (StatusCode::OK, [(header::CONTENT_TYPE, SDPFRAG)], fragment).into_response();
+            let h = response.headers_mut();
+            cors(h);
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                h.insert(header::ETAG, v);
+            }
+            response
+        }
+        Err(e) => {
+            tracing::debug!(stream, session, error = %e, "relay: PATCH refused");
+            relay_error(e)
+        }
     }
 }

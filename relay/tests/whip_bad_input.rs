@@ -88,7 +88,11 @@ async fn whip_bad_input_gets_documented_statuses() {
 }
 
 async fn bad_input() {
-    let relay = TestRelay::start(RelayConfig::loopback()).await;
+    let hooks = rootcast_relay::RelayHooks {
+        auth: std::sync::Arc::new(whip_common::TestAuth),
+        events: std::sync::Arc::new(rootcast_relay::NoEvents),
+    };
+    let relay = TestRelay::start_with(RelayConfig::loopback(), hooks).await;
     let (publisher, offer) = Publisher::new().await;
     let (viewer, view_offer) = Viewer::new().await;
 

@@ -134,7 +134,7 @@ async fn scenario() {
     let (video, _) = viewers[1].counts();
     viewers[1].wait_for(video + 10, 0, SECS_10).await;
 
-    // PATCH is not supported yet: 405 on a live session.
+    // PATCH (trickle ICE) on a live session: 204; a stale If-Match: 412.
     let r = relay
         .request(
             "PATCH",
@@ -143,7 +143,19 @@ async fn scenario() {
             b"a=end-of-candidates\r\n",
         )
         .await;
-    assert_eq!(r.status, 405, "{}", r.text());
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = relay
+        .request(
+            "PATCH",
+            &locations[1],
+            &[
+                ("Content-Type", "application/trickle-ice-sdpfrag"),
+                ("If-Match", "\"not-the-etag\""),
+            ],
+            b"a=end-of-candidates\r\n",
+        )
+        .await;
+    assert_eq!(r.status, 412, "{}", r.text());
 
     // The publisher and the last viewer leave: nothing is left.
     let r = relay.request("DELETE", &publisher_location, &[], b"").await;

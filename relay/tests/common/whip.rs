@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rootcast_relay::{RelayConfig, RelayHandle};
+use rootcast_relay::{
+    Access, AuthRejection, RelayConfig, RelayHandle, RelayHooks, StreamAuth, StreamEvents,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use webrtc::api::APIBuilder;
@@ -47,11 +49,18 @@ pub struct TestRelay {
 
 impl TestRelay {
     pub async fn start(config: RelayConfig) -> TestRelay {
+        let hooks = RelayHooks::for_config(&config);
+        TestRelay::start_with(config, hooks).await
+    }
+
+    pub async fn start_with(config: RelayConfig, hooks: RelayHooks) -> TestRelay {
         assert!(
             config.udp_bind.ip().is_loopback(),
             "tests bind loopback only"
         );
-        let relay = rootcast_relay::start(config).await.expect("relay starts");
+        let relay = rootcast_relay::start_with(config, hooks)
+            .await
+            .expect("relay starts");
         assert!(
             relay.candidates().iter().all(|c| c.ip().is_loopback()),
             "the relay announces only loopback candidates: {:?}",
@@ -98,6 +107,100 @@ impl TestRelay {
         self.relay.shutdown().await;
         self.server.abort();
     }
+}
+
+/// A token check for tests: `test-token` allows everything; `view-only` allows only
+/// viewing; `only-<stream>` allows both on that stream only; anything else (or none) is 401.
+pub struct TestAuth;
+
+impl StreamAuth for TestAuth {
+    fn authorize(
+        &self,
+        access: Access,
+        stream: &str,
+        bearer: Option<&str>,
+    ) -> Result<(), AuthRejection> {
+        match bearer {
+            None => Err(AuthRejection::Unauthorized("no token".into())),
+            Some("test-token") => Ok(()),
+            Some("view-only") if access == Access::View => Ok(()),
+            Some("view-only") => Err(AuthRejection::Forbidden("view only".into())),
+            Some(t) if t.strip_prefix("only-") == Some(stream) => Ok(()),
+            Some(t) if t.starts_with("only-") => {
+                Err(AuthRejection::Forbidden("another stream".into()))
+            }
+            Some(_) => Err(AuthRejection::Unauthorized("bad token".into())),
+        }
+    }
+}
+
+/// What a [`RecordingEvents`] heard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    Live(String),
+    Ended(String),
+    Viewers(String, usize),
+}
+
+/// Records every event with the time it arrived.
+#[derive(Default)]
+pub struct RecordingEvents {
+    pub heard: Mutex<Vec<(tokio::time::Instant, Heard)>>,
+}
+
+impl RecordingEvents {
+    fn push(&self, h: Heard) {
+        self.heard
+            .lock()
+            .unwrap()
+            .push((tokio::time::Instant::now(), h));
+    }
+
+    pub fn list(&self) -> Vec<Heard> {
+        self.heard
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, h)| h.clone())
+            .collect()
+    }
+
+    /// Waits until `want` has been heard.
+    pub async fn wait_for(&self, want: &Heard, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if self.list().contains(want) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "heard {want:?} within {within:?}; heard {:?}",
+                self.list()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl StreamEvents for RecordingEvents {
+    fn stream_live(&self, stream: &str) {
+        self.push(Heard::Live(stream.into()));
+    }
+    fn stream_ended(&self, stream: &str) {
+        self.push(Heard::Ended(stream.into()));
+    }
+    fn viewer_count(&self, stream: &str, viewers: usize) {
+        self.push(Heard::Viewers(stream.into(), viewers));
+    }
+}
+
+/// How a test peer hands out its offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferMode {
+    /// Wait for ICE gathering: every candidate is in the offer.
+    Complete,
+    /// Right after `set_local_description`: candidates trickle to the returned channel.
+    Trickle,
 }
 
 #[derive(Debug)]
@@ -159,7 +262,14 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
     let mut headers = HashMap::new();
     for line in lines {
         if let Some((k, v)) = line.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            // A repeated field (Link) is joined with ", ", as HTTP allows.
+            headers
+                .entry(k.trim().to_ascii_lowercase())
+                .and_modify(|old: &mut String| {
+                    old.push_str(", ");
+                    old.push_str(v.trim());
+                })
+                .or_insert_with(|| v.trim().to_string());
         }
     }
     let mut body = raw[split + 4..].to_vec();
@@ -320,6 +430,27 @@ pub fn vp8_payload_is_keyframe_start(payload: &[u8]) -> bool {
     payload.len() >= i + 6 && payload[i] & 0x01 == 0 && payload[i + 3..i + 6] == [0x9d, 0x01, 0x2a]
 }
 
+/// Creates the offer without waiting for gathering; the `a=candidate:…` attribute values
+/// (`candidate:…`) arrive on the channel, then `None` when gathering is complete.
+pub async fn trickle_offer(
+    pc: &RTCPeerConnection,
+) -> (String, tokio::sync::mpsc::UnboundedReceiver<Option<String>>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    pc.on_ice_candidate(Box::new(move |c| {
+        let line = c.and_then(|c| c.to_json().ok()).map(|j| j.candidate);
+        let _ = tx.send(line);
+        Box::pin(async {})
+    }));
+    let offer = pc.create_offer(None).await.unwrap();
+    let sdp = offer.sdp.clone();
+    pc.set_local_description(offer).await.unwrap();
+    assert!(
+        !sdp.contains("a=candidate:"),
+        "the trickle offer carries no candidates"
+    );
+    (sdp, rx)
+}
+
 /// A webrtc-rs WHIP publisher: one VP8 and one Opus track (sendonly) fed with synthetic
 /// samples; answers PLI/FIR with a keyframe (and sends one at the start).
 pub struct Publisher {
@@ -332,6 +463,19 @@ pub struct Publisher {
 
 impl Publisher {
     pub async fn new() -> (Publisher, String) {
+        let (publisher, offer, _) = Publisher::with_mode(OfferMode::Complete).await;
+        (publisher, offer)
+    }
+
+    /// A publisher whose offer is made as `mode` says; with [`OfferMode::Trickle`] the
+    /// candidates come on the returned channel.
+    pub async fn with_mode(
+        mode: OfferMode,
+    ) -> (
+        Publisher,
+        String,
+        Option<tokio::sync::mpsc::UnboundedReceiver<Option<String>>>,
+    ) {
         let pc = loopback_peer().await;
         let video = Arc::new(TrackLocalStaticSample::new(
             RTCRtpCodecCapability {
@@ -368,7 +512,13 @@ impl Publisher {
         )
         .await
         .unwrap();
-        let offer = complete_offer(&pc).await;
+        let (offer, candidates) = match mode {
+            OfferMode::Complete => (complete_offer(&pc).await, None),
+            OfferMode::Trickle => {
+                let (offer, rx) = trickle_offer(&pc).await;
+                (offer, Some(rx))
+            }
+        };
 
         let stop = Arc::new(AtomicBool::new(false));
         let want_key = Arc::new(AtomicBool::new(true));
@@ -451,6 +601,7 @@ impl Publisher {
                 tasks,
             },
             offer,
+            candidates,
         )
     }
 
