@@ -13,6 +13,7 @@ use rootcast_hub::store::{DemoLoad, Store, StoreOptions};
 use rootcast_hub::{Node, RpcRegistry};
 
 mod account_cmd;
+mod audit_cmd;
 mod relay_link;
 
 #[derive(Parser)]
@@ -52,6 +53,11 @@ enum Command {
         source: ConfigSource,
         #[command(subcommand)]
         command: account_cmd::AccountCommand,
+    },
+    /// Check the store's tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
     },
     /// Check or print configuration.
     Config {
@@ -144,6 +150,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(serve(config, demo))
+        }
+        Command::Audit { command } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            if !runtime.block_on(audit_cmd::run(command))? {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Account { source, command } => {
             let config = source.load()?;

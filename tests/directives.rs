@@ -889,3 +889,251 @@ async fn a_meeting_room_screen_logs_in_with_its_credential_until_it_is_revoked()
     let (status, _) = server.rest("GET", "/api/v1/me", Some(&screen), None);
     assert_eq!(status, 401, "the revoked screen's token no longer works");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrections_and_retractions_reach_online_and_offline_units_in_order() {
+    let server = TestServer::start("");
+    let admin = server.login_as("hq-admin", "admin", None);
+    let all = units(&server, &admin);
+    let stations = stations_under(&all, "xian");
+    let (online_unit, offline_unit) = (stations[0].clone(), stations[1].clone());
+    let moderator = server.login_as("xian-moderator", "moderator", Some("xian"));
+    let outsider = server.login_as("baoji-moderator", "moderator", Some("baoji"));
+    let (mut online, _) = Ws::connect(
+        &server,
+        &server.login_as("online", "officer", Some(&online_unit)),
+    )
+    .await;
+    let channel = format!("unit:{online_unit}");
+
+    let (status, sent) = send(
+        &server,
+        &moderator,
+        json!({"units": [online_unit, offline_unit]}),
+    );
+    assert_eq!(status, 201, "{sent}");
+    let id = sent["directive"]["id"].as_str().unwrap().to_owned();
+    next_of_type(&mut online, &channel, "entry").await;
+    let acked = online
+        .rpc("directive.ack", json!({"directive": id, "version": 1}))
+        .await
+        .unwrap();
+    assert_eq!(acked["state"]["stage"], "acknowledged");
+
+    // A moderator of another city may not correct it; its sender may.
+    let correction = json!({
+        "title": "防汛值班安排（更正）",
+        "body": "请各单位**今晚和明晚**落实值班。",
+        "priority": "urgent",
+        "ack_required": true,
+        "note": "值班延长一天",
+    });
+    let path = format!("/api/v1/directives/{id}/correct");
+    let (status, _) = server.rest("POST", &path, Some(&outsider), Some(correction.clone()));
+    assert_eq!(status, 403);
+    let (status, corrected) = server.rest("POST", &path, Some(&moderator), Some(correction));
+    assert_eq!(status, 200, "{corrected}");
+    assert_eq!(corrected["directive"]["version"], 2);
+
+    // The online unit hears the correction and must acknowledge again.
+    let push = next_of_type(&mut online, &channel, "entry").await;
+    assert_eq!(push["entry"]["kind"], "corrected");
+    assert_eq!(push["entry"]["directive"]["version"], 2);
+    assert_eq!(push["entry"]["state"]["stage"], "pending");
+    assert_eq!(
+        online
+            .rpc("directive.ack", json!({"directive": id, "version": 1}))
+            .await,
+        Err(1409),
+        "acknowledging the old version is refused"
+    );
+    let reacked = online
+        .rpc("directive.ack", json!({"directive": id, "version": 2}))
+        .await
+        .unwrap();
+    assert_eq!(reacked["state"]["version"], 2);
+    assert_eq!(reacked["state"]["stage"], "acknowledged");
+
+    // The versions, with what changed.
+    let (status, versions) = server.rest(
+        "GET",
+        &format!("/api/v1/directives/{id}/versions"),
+        Some(&moderator),
+        None,
+    );
+    assert_eq!(status, 200, "{versions}");
+    let list = versions["versions"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let changed: Vec<&str> = list[1]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, vec!["title", "body"]);
+    assert_eq!(list[1]["note"], "值班延长一天");
+
+    // Retraction: the unit hears it and no acknowledgement is taken any more.
+    let (status, _) = server.rest(
+        "POST",
+        &format!("/api/v1/directives/{id}/retract"),
+        Some(&moderator),
+        Some(json!({"note": "已取消"})),
+    );
+    assert_eq!(status, 200);
+    let push = next_of_type(&mut online, &channel, "entry").await;
+    assert_eq!(push["entry"]["kind"], "retracted");
+
+    // The unit that was offline catches up with all three, in order.
+    let (mut offline, _) = Ws::connect(
+        &server,
+        &server.login_as("offline", "officer", Some(&offline_unit)),
+    )
+    .await;
+    let inbox = offline
+        .rpc("inbox.list", json!({"after": 0}))
+        .await
+        .unwrap();
+    let kinds: Vec<(&str, i64)> = inbox["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["seq"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(kinds, vec![("sent", 1), ("corrected", 2), ("retracted", 3)]);
+    assert_eq!(
+        offline.rpc("directive.ack", json!({"directive": id})).await,
+        Err(1409),
+        "a retracted directive takes no acknowledgement"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_reaches_the_parent_and_headquarters_at_once_and_is_answered_in_its_thread() {
+    let server = TestServer::start("");
+    let admin = server.login_as("hq-admin", "admin", None);
+    let all = units(&server, &admin);
+    let stations = stations_under(&all, "xian");
+    let unit = stations[0].clone();
+    let county = parent_of(&all, &unit);
+    let neighbour = stations_under(&all, &county)
+        .into_iter()
+        .find(|u| *u != unit)
+        .unwrap();
+    let officer = server.login_as("officer", "officer", Some(&unit));
+    let (mut county_ws, _) = Ws::connect(
+        &server,
+        &server.login_as("county-officer", "officer", Some(&county)),
+    )
+    .await;
+    let county_officer = server.login_as("county-officer-2", "officer", Some(&county));
+    let (mut hq_ws, _) = Ws::connect(
+        &server,
+        &server.login_as("hq-officer", "officer", Some("sx")),
+    )
+    .await;
+    let neighbour_officer = server.login_as("neighbour", "officer", Some(&neighbour));
+    let xian_moderator = server.login_as("xian-moderator", "moderator", Some("xian"));
+    let baoji_moderator = server.login_as("baoji-moderator", "moderator", Some("baoji"));
+
+    let (status, sent) = send(&server, &admin, json!({"units": [unit]}));
+    assert_eq!(status, 201);
+    let directive = sent["directive"]["id"].as_str().unwrap().to_owned();
+
+    // A unit may not write for another unit.
+    let (status, _) = server.rest(
+        "POST",
+        "/api/v1/feedback",
+        Some(&neighbour_officer),
+        Some(json!({"unit": unit, "kind": "problem", "subject": "x", "body": "y"})),
+    );
+    assert_eq!(status, 403);
+
+    let (status, opened) = server.rest(
+        "POST",
+        "/api/v1/feedback",
+        Some(&officer),
+        Some(json!({
+            "directive": directive,
+            "kind": "problem",
+            "subject": "值班人员不足",
+            "body": "本站今晚只有一人，请协调。",
+        })),
+    );
+    assert_eq!(status, 201, "{opened}");
+    let thread = opened["thread"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(opened["thread"]["status"], "open");
+
+    // The parent and headquarters hear it at once, not one after the other's relay.
+    for (ws, channel) in [
+        (&mut county_ws, format!("unit:{county}")),
+        (&mut hq_ws, "unit:sx".to_owned()),
+    ] {
+        let push = next_of_type(ws, &channel, "feedback").await;
+        assert_eq!(push["event"], "opened");
+        assert_eq!(push["thread"]["id"], thread.as_str());
+        assert_eq!(push["message"]["body"], "本站今晚只有一人，请协调。");
+    }
+
+    // Who sees it.
+    let listed = |token: &str| {
+        let (status, list) = server.rest("GET", "/api/v1/feedback", Some(token), None);
+        assert_eq!(status, 200, "{list}");
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == thread.as_str())
+    };
+    assert!(listed(&xian_moderator));
+    assert!(listed(&county_officer));
+    assert!(listed(&admin));
+    assert!(!listed(&baoji_moderator));
+    assert!(!listed(&neighbour_officer));
+    let (status, _) = server.rest(
+        "GET",
+        &format!("/api/v1/feedback/{thread}"),
+        Some(&baoji_moderator),
+        None,
+    );
+    assert_eq!(status, 404);
+
+    // The parent answers; the unit writes again; the unit closes it.
+    let post = |token: &str, body: &str| {
+        server.rest(
+            "POST",
+            &format!("/api/v1/feedback/{thread}/messages"),
+            Some(token),
+            Some(json!({"body": body})),
+        )
+    };
+    let (status, answered) = post(&county_officer, "已安排邻近驿站支援。");
+    assert_eq!(status, 200, "{answered}");
+    assert_eq!(answered["thread"]["status"], "answered");
+    assert_eq!(answered["message"]["author_unit"], county.as_str());
+    let (status, again) = post(&officer, "收到，谢谢。");
+    assert_eq!(status, 200, "{again}");
+    let (status, closed) = server.rest(
+        "POST",
+        &format!("/api/v1/feedback/{thread}/close"),
+        Some(&officer),
+        None,
+    );
+    assert_eq!(status, 200, "{closed}");
+    assert_eq!(closed["thread"]["status"], "closed");
+    let (status, _) = post(&officer, "too late");
+    assert_eq!(status, 409, "a closed thread takes no messages");
+
+    let (_, full) = server.rest(
+        "GET",
+        &format!("/api/v1/feedback/{thread}"),
+        Some(&xian_moderator),
+        None,
+    );
+    let numbers: Vec<i64> = full["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![1, 2, 3]);
+}

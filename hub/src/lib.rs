@@ -26,6 +26,8 @@
 //! - [`org`]: the organisation tree's types and rules, import/export formats, the demo
 //!   organisation (no IO); [`directive`]: directives, targeting, the per-unit state
 //!   machine and roll-ups (no IO); [`store`]: the durable store over SQLite or PostgreSQL.
+//! - [`audit`]: the tamper-evident audit log's encoding, hash chain and check (no IO);
+//!   the store appends to it in the transaction of each change it records.
 //! - [`auth`]: roles, accounts, the scope checks of every API and RPC, password hashing
 //!   and unit credentials (no IO).
 //!
@@ -35,6 +37,7 @@
 //! [`Outbound`](outbound::Outbound) → its connection task writes the queue in one frame.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod broker_memory;

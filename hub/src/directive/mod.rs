@@ -3,16 +3,22 @@
 //! resolves to; each unit then moves through the [`state`] machine
 //! (`pending → delivered → read → acknowledged`, plus `overdue` derived from the
 //! deadline), and [`rollup()`] sums the states per subtree and level for the dashboard.
+//! A directive can be corrected (a new version; units acknowledge again) or retracted:
+//! [`history`] holds what a version is, what changed and the inbox entry kinds.
+//! [`feedback`] is the other direction: replies and problem reports from units.
 //!
 //! Times are milliseconds since the Unix epoch (UTC), as `i64`, the same on both store
 //! backends. The store ([`crate::store`]) persists all of this; nothing here touches it.
 
+pub mod feedback;
+pub mod history;
 pub mod rollup;
 pub mod state;
 pub mod target;
 
 use thiserror::Error;
 
+pub use history::{Content, EntryKind, FieldChange, changes};
 pub use rollup::{Counts, RollUp, rollup};
 pub use state::{Change, Stage, UnitState};
 pub use target::Target;
@@ -51,8 +57,8 @@ impl Priority {
     }
 }
 
-/// One directive as sent. `version` starts at 1; corrections (a later part of issue 4)
-/// will add versions.
+/// One directive as sent, or as of one of its versions. `version` starts at 1; each
+/// correction adds one (see [`history`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Directive {
     pub id: String,
@@ -148,4 +154,6 @@ pub enum DirectiveError {
     },
     #[error("this directive does not ask for acknowledgement")]
     AckNotRequired,
+    #[error("the correction changes nothing")]
+    NothingChanged,
 }

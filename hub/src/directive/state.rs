@@ -10,6 +10,10 @@
 //!   implies reading (the read time becomes the acknowledgement time if unset).
 //! - Acknowledging is only possible when the directive asks for it; acknowledging again
 //!   keeps the first who and when.
+//!
+//! The state is for one version of the directive ([`UnitState::version`]): a correction
+//! starts the unit again at `pending` for the new version (the store keeps the earlier
+//! acknowledgements).
 
 use super::DirectiveError;
 
@@ -47,8 +51,11 @@ pub enum Change {
 pub struct UnitState {
     pub directive_id: String,
     pub unit_id: String,
-    /// The directive's place in this unit's inbox (1, 2, 3, … per unit).
+    /// The place in this unit's inbox (1, 2, 3, … per unit) of the latest entry for the
+    /// directive: its sending, its latest correction or its retraction.
     pub seq: i64,
+    /// The version of the directive this state is for.
+    pub version: i32,
     pub delivered_at: Option<i64>,
     pub read_at: Option<i64>,
     pub acked_at: Option<i64>,
@@ -57,12 +64,13 @@ pub struct UnitState {
 }
 
 impl UnitState {
-    /// A fresh, pending row.
+    /// A fresh, pending row for version 1.
     pub fn pending(directive_id: &str, unit_id: &str, seq: i64) -> UnitState {
         UnitState {
             directive_id: directive_id.to_owned(),
             unit_id: unit_id.to_owned(),
             seq,
+            version: 1,
             delivered_at: None,
             read_at: None,
             acked_at: None,

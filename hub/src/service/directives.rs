@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{ServiceError, Services, ack_channel, now_ms, unit_channel, views};
 use crate::auth::{Principal, Role};
+use crate::directive::history::{Content, EntryKind};
 use crate::directive::{Change, Directive, Priority, Target, UnitState, rollup};
 use crate::node::{Node, ServerPublish};
 use crate::org::Unit;
@@ -82,6 +83,37 @@ pub struct TargetRequest {
 pub struct AckRequest {
     #[serde(default)]
     pub unit: Option<String>,
+    /// The version the person acknowledges (the one they read); an acknowledgement of a
+    /// version that has been corrected since is refused with 409. Without it, the
+    /// current version.
+    #[serde(default)]
+    pub version: Option<i32>,
+}
+
+/// A correction: the new content (the target stays) and why.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectRequest {
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default = "routine")]
+    pub priority: String,
+    #[serde(default)]
+    pub ack_required: bool,
+    #[serde(default)]
+    pub deadline: Option<i64>,
+    /// Why it was corrected, shown with the new version.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A retraction and why.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetractRequest {
+    #[serde(default)]
+    pub note: String,
 }
 
 /// Which step a unit takes on a directive.
@@ -278,11 +310,15 @@ impl Services {
                     .await?
             }
             (Role::Officer | Role::Member, Some(unit), _) => {
+                // One entry per send, correction and retraction: each directive once,
+                // by its latest entry.
                 let mut entries = self.store.inbox(unit, 0).await?;
                 entries.reverse();
+                let mut seen = HashSet::new();
                 entries
                     .into_iter()
                     .map(|entry| entry.directive.id)
+                    .filter(|id| seen.insert(id.clone()))
                     .take(LIST_LIMIT as usize)
                     .collect()
             }
@@ -291,10 +327,17 @@ impl Services {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(directive) = self.store.directive(&id).await? {
-                out.push(views::directive(&directive));
+                out.push(self.directive_with_status(&directive).await?);
             }
         }
         Ok(Value::Array(out))
+    }
+
+    /// A directive's view with `retracted_at` (`null` unless it was retracted).
+    async fn directive_with_status(&self, directive: &Directive) -> Result<Value, ServiceError> {
+        let mut view = views::directive(directive);
+        view["retracted_at"] = json!(self.store.retraction(&directive.id).await?.map(|r| r.at));
+        Ok(view)
     }
 
     /// The units the caller may see: everything for an admin, the subtree for a
@@ -340,7 +383,16 @@ impl Services {
         let head = self.store.inbox_head(unit).await?;
         let entries: Vec<Value> = entries
             .iter()
-            .map(|entry| views::entry("sent", &views::directive(&entry.directive), &entry.state))
+            .map(|entry| {
+                let mut view = views::entry(
+                    entry.kind.as_str(),
+                    &views::directive(&entry.directive),
+                    &entry.state,
+                );
+                view["seq"] = json!(entry.seq);
+                view["at"] = json!(entry.at);
+                view
+            })
             .collect();
         Ok(json!({"unit": unit, "head": head, "entries": entries}))
     }
@@ -384,9 +436,18 @@ impl Services {
             }
             UnitStep::Acknowledge => {
                 self.store.mark_delivered(&unit, directive, now).await?;
-                self.store
-                    .acknowledge(&unit, directive, &who.account_id, now)
-                    .await?
+                match request.version {
+                    Some(version) => {
+                        self.store
+                            .acknowledge_version(&unit, directive, version, &who.account_id, now)
+                            .await?
+                    }
+                    None => {
+                        self.store
+                            .acknowledge(&unit, directive, &who.account_id, now)
+                            .await?
+                    }
+                }
             }
         };
         let view = views::state(&state);
@@ -480,7 +541,7 @@ impl Services {
             .collect();
         let channel = ack_channel(directive, &root.id);
         Ok(json!({
-            "directive": views::directive(&found),
+            "directive": self.directive_with_status(&found).await?,
             "root": views::unit(&root),
             "total": views::counts(&summary.total),
             "by_level": by_level,
@@ -489,6 +550,167 @@ impl Services {
             "channel_token": self.subscription_token(who, &channel)?,
             "channel": channel,
         }))
+    }
+
+    /// Corrects a directive: a new version with new content goes to every unit it was
+    /// sent to, each of which must acknowledge again. Its sender, an admin, or a
+    /// moderator whose subtree holds every unit it went to may correct it.
+    pub async fn correct_directive(
+        &self,
+        node: &Node,
+        who: &Principal,
+        id: &str,
+        request: CorrectRequest,
+    ) -> Result<Value, ServiceError> {
+        let directive = self.store.require_directive(id).await?;
+        self.check_may_amend(who, &directive).await?;
+        let content = Content {
+            title: request.title,
+            body: request.body,
+            priority: Priority::parse(&request.priority)
+                .map_err(|error| ServiceError::Unprocessable(error.to_string()))?,
+            ack_required: request.ack_required,
+            deadline: request.deadline,
+        };
+        let (corrected, units) = self
+            .store
+            .correct_directive(id, &content, &who.account_id, &request.note, now_ms())
+            .await?;
+        self.announce_amendment(node, &corrected, EntryKind::Corrected)
+            .await?;
+        tracing::info!(directive = %id, version = corrected.version, units = units.len(), by = %who.account_id, "directive corrected");
+        Ok(json!({"directive": views::directive(&corrected), "targeted": units.len()}))
+    }
+
+    /// Retracts a directive: every unit it was sent to is told it is withdrawn, and no
+    /// more acknowledgements are taken. The same people as for a correction may do it.
+    pub async fn retract_directive(
+        &self,
+        node: &Node,
+        who: &Principal,
+        id: &str,
+        request: RetractRequest,
+    ) -> Result<Value, ServiceError> {
+        let directive = self.store.require_directive(id).await?;
+        self.check_may_amend(who, &directive).await?;
+        let (retracted, units) = self
+            .store
+            .retract_directive(id, &who.account_id, &request.note, now_ms())
+            .await?;
+        self.announce_amendment(node, &retracted, EntryKind::Retracted)
+            .await?;
+        tracing::info!(directive = %id, units = units.len(), by = %who.account_id, "directive retracted");
+        Ok(json!({"directive": views::directive(&retracted), "targeted": units.len()}))
+    }
+
+    /// Every version of a directive with what changed, for whoever may see it.
+    pub async fn directive_versions(
+        &self,
+        who: &Principal,
+        id: &str,
+    ) -> Result<Value, ServiceError> {
+        let directive = self.store.require_directive(id).await?;
+        self.check_may_see(who, &directive).await?;
+        let versions: Vec<Value> = self
+            .store
+            .directive_versions(id)
+            .await?
+            .iter()
+            .map(views::version)
+            .collect();
+        let retraction = self.store.retraction(id).await?;
+        Ok(json!({
+            "directive": views::directive(&directive),
+            "versions": versions,
+            "retracted": retraction.map(|r| json!({"at": r.at, "by": r.by})),
+        }))
+    }
+
+    /// A correction or retraction may come from the sender, an admin, or a moderator
+    /// whose subtree holds every unit the directive went to.
+    async fn check_may_amend(
+        &self,
+        who: &Principal,
+        directive: &Directive,
+    ) -> Result<(), ServiceError> {
+        if who.is_admin() || (who.role == Role::Moderator && directive.created_by == who.account_id)
+        {
+            return Ok(());
+        }
+        if who.role == Role::Moderator {
+            let states = self.store.states(&directive.id).await?;
+            let units = self.store.all_units().await?;
+            let targeted: HashSet<&str> = states.iter().map(|s| s.unit_id.as_str()).collect();
+            if units
+                .iter()
+                .filter(|unit| targeted.contains(unit.id.as_str()))
+                .all(|unit| who.can_address(unit))
+            {
+                return Ok(());
+            }
+        }
+        Err(ServiceError::Forbidden(
+            "only the sender, an administrator, or a moderator of every unit it went to \
+             corrects or retracts a directive"
+                .into(),
+        ))
+    }
+
+    /// Whether `who` may see `directive`: an admin; a moderator with a targeted unit in
+    /// their subtree; the people of a targeted unit.
+    async fn check_may_see(
+        &self,
+        who: &Principal,
+        directive: &Directive,
+    ) -> Result<(), ServiceError> {
+        if who.is_admin() {
+            return Ok(());
+        }
+        let states = self.store.states(&directive.id).await?;
+        let visible = match (who.role, &who.unit) {
+            (Role::Moderator, _) => {
+                let units = self.store.all_units().await?;
+                let targeted: HashSet<&str> = states.iter().map(|s| s.unit_id.as_str()).collect();
+                units
+                    .iter()
+                    .any(|unit| targeted.contains(unit.id.as_str()) && who.can_see(unit))
+            }
+            (Role::Officer | Role::Member, Some(unit)) => states.iter().any(|s| &s.unit_id == unit),
+            _ => false,
+        };
+        if visible {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!(
+                "directive {:?} does not exist",
+                directive.id
+            )))
+        }
+    }
+
+    /// Pushes a correction or retraction: each unit gets its new inbox entry, and every
+    /// acknowledgement map being watched is told to reload (the states went back to
+    /// pending for the new version).
+    async fn announce_amendment(
+        &self,
+        node: &Node,
+        directive: &Directive,
+        kind: EntryKind,
+    ) -> Result<(), ServiceError> {
+        let view = views::directive(directive);
+        for state in self.store.states(&directive.id).await? {
+            let push =
+                json!({"type": "entry", "entry": views::entry(kind.as_str(), &view, &state)});
+            publish(node, &unit_channel(&state.unit_id), &push).await;
+        }
+        let prefix = format!("ack:{}@", directive.id);
+        let push = json!({"type": kind.as_str(), "directive": view});
+        for (channel, _) in node.channels() {
+            if channel.starts_with(&prefix) {
+                publish(node, &channel, &push).await;
+            }
+        }
+        Ok(())
     }
 
     /// The unit a unit-side call is about: the one named, or the caller's own.

@@ -15,7 +15,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::directives::{AckRequest, SendOutcome, SendRequest, UnitStep};
+use super::directives::{
+    AckRequest, CorrectRequest, RetractRequest, SendOutcome, SendRequest, UnitStep,
+};
+use super::feedback::{ListRequest, OpenRequest};
 use super::{ServiceError, Services, views};
 use crate::auth::Principal;
 use crate::node::Node;
@@ -49,10 +52,17 @@ pub fn router(node: Arc<Node>, services: Arc<Services>) -> Router {
             axum::routing::delete(cancel_scheduled),
         )
         .route("/api/v1/directives/{id}/dashboard", get(dashboard))
+        .route("/api/v1/directives/{id}/versions", get(versions))
+        .route("/api/v1/directives/{id}/correct", post(correct))
+        .route("/api/v1/directives/{id}/retract", post(retract))
         .route("/api/v1/directives/{id}/receipt", post(receipt))
         .route("/api/v1/directives/{id}/read", post(read))
         .route("/api/v1/directives/{id}/ack", post(acknowledge))
         .route("/api/v1/inbox", get(inbox))
+        .route("/api/v1/feedback", get(list_feedback).post(open_feedback))
+        .route("/api/v1/feedback/{id}", get(get_feedback))
+        .route("/api/v1/feedback/{id}/messages", post(post_feedback))
+        .route("/api/v1/feedback/{id}/close", post(close_feedback))
         .route("/api/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(AppState { node, services })
@@ -254,4 +264,105 @@ async fn acknowledge(
     body: Bytes,
 ) -> Reply {
     step(state, headers, id, body, UnitStep::Acknowledge).await
+}
+
+async fn versions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    let who = caller(&state, &headers).await?;
+    ok(state.services.directive_versions(&who, &id).await?)
+}
+
+async fn correct(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let who = caller(&state, &headers).await?;
+    let request: CorrectRequest = parse(&headers, &body)?;
+    ok(state
+        .services
+        .correct_directive(&state.node, &who, &id, request)
+        .await?)
+}
+
+async fn retract(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let who = caller(&state, &headers).await?;
+    let request: RetractRequest = if body.is_empty() {
+        RetractRequest::default()
+    } else {
+        parse(&headers, &body)?
+    };
+    ok(state
+        .services
+        .retract_directive(&state.node, &who, &id, request)
+        .await?)
+}
+
+async fn open_feedback(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
+    let who = caller(&state, &headers).await?;
+    let request: OpenRequest = parse(&headers, &body)?;
+    let opened = state
+        .services
+        .open_feedback(&state.node, &who, request)
+        .await?;
+    Ok((StatusCode::CREATED, Json(opened)).into_response())
+}
+
+async fn list_feedback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ListRequest>,
+) -> Reply {
+    let who = caller(&state, &headers).await?;
+    ok(state.services.list_feedback(&who, query).await?)
+}
+
+async fn get_feedback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    let who = caller(&state, &headers).await?;
+    ok(state.services.get_feedback(&who, &id).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageRequest {
+    body: String,
+}
+
+async fn post_feedback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let who = caller(&state, &headers).await?;
+    let request: MessageRequest = parse(&headers, &body)?;
+    ok(state
+        .services
+        .post_feedback(&state.node, &who, &id, &request.body)
+        .await?)
+}
+
+async fn close_feedback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    let who = caller(&state, &headers).await?;
+    ok(state
+        .services
+        .close_feedback(&state.node, &who, &id)
+        .await?)
 }

@@ -30,6 +30,7 @@
 //!   and screens.
 
 mod directives;
+mod feedback;
 pub mod http;
 pub mod reminders;
 pub mod rpc;
@@ -131,11 +132,17 @@ impl From<StoreError> for ServiceError {
             StoreError::UnitExists(_)
             | StoreError::DirectiveExists(_)
             | StoreError::AccountExists(_)
-            | StoreError::HasChildren { .. } => ServiceError::Conflict(error.to_string()),
+            | StoreError::HasChildren { .. }
+            | StoreError::StaleVersion { .. }
+            | StoreError::Retracted(_)
+            | StoreError::ThreadClosed(_) => ServiceError::Conflict(error.to_string()),
+            StoreError::ThreadNotFound(_) => ServiceError::NotFound(error.to_string()),
             StoreError::Invalid(_) | StoreError::Import(_) => {
                 ServiceError::BadRequest(error.to_string())
             }
-            StoreError::Directive(_) => ServiceError::Unprocessable(error.to_string()),
+            StoreError::Directive(_) | StoreError::Feedback(_) => {
+                ServiceError::Unprocessable(error.to_string())
+            }
             StoreError::Auth(auth) => auth.into(),
             other => {
                 tracing::error!(error = %other, "store failure");

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::directives::{AckRequest, SendRequest, UnitStep};
+use super::directives::{AckRequest, CorrectRequest, RetractRequest, SendRequest, UnitStep};
+use super::feedback::{ListRequest, OpenRequest};
 use super::{ServiceError, Services, views};
 use crate::auth::Principal;
 use crate::codes::ClientError;
@@ -80,6 +81,70 @@ pub fn register(services: &Arc<Services>, registry: &mut RpcRegistry) {
             s.inbox(&who, request.unit.as_deref(), request.after).await
         },
     );
+    method(
+        services,
+        registry,
+        "directive.versions",
+        |s, _node, who, request: IdRequest| async move {
+            s.directive_versions(&who, &request.directive).await
+        },
+    );
+    method(
+        services,
+        registry,
+        "directive.correct",
+        |s, node, who, request: CorrectCall| async move {
+            s.correct_directive(&node, &who, &request.directive, request.correction)
+                .await
+        },
+    );
+    method(
+        services,
+        registry,
+        "directive.retract",
+        |s, node, who, request: RetractCall| async move {
+            let retraction = RetractRequest { note: request.note };
+            s.retract_directive(&node, &who, &request.directive, retraction)
+                .await
+        },
+    );
+    method(
+        services,
+        registry,
+        "feedback.open",
+        |s, node, who, request: OpenRequest| async move { s.open_feedback(&node, &who, request).await },
+    );
+    method(
+        services,
+        registry,
+        "feedback.list",
+        |s, _node, who, request: ListRequest| async move { s.list_feedback(&who, request).await },
+    );
+    method(
+        services,
+        registry,
+        "feedback.get",
+        |s, _node, who, request: ThreadRequest| async move {
+            s.get_feedback(&who, &request.thread).await
+        },
+    );
+    method(
+        services,
+        registry,
+        "feedback.post",
+        |s, node, who, request: ThreadMessage| async move {
+            s.post_feedback(&node, &who, &request.thread, &request.body)
+                .await
+        },
+    );
+    method(
+        services,
+        registry,
+        "feedback.close",
+        |s, node, who, request: ThreadRequest| async move {
+            s.close_feedback(&node, &who, &request.thread).await
+        },
+    );
     for (name, step) in [
         ("directive.receipt", UnitStep::Receipt),
         ("directive.read", UnitStep::Read),
@@ -90,7 +155,10 @@ pub fn register(services: &Arc<Services>, registry: &mut RpcRegistry) {
             registry,
             name,
             move |s, node, who, request: StepRequest| async move {
-                let unit = AckRequest { unit: request.unit };
+                let unit = AckRequest {
+                    unit: request.unit,
+                    version: request.version,
+                };
                 s.unit_step(&node, &who, &request.directive, unit, step)
                     .await
             },
@@ -132,6 +200,36 @@ struct StepRequest {
     directive: String,
     #[serde(default)]
     unit: Option<String>,
+    #[serde(default)]
+    version: Option<i32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreadRequest {
+    thread: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreadMessage {
+    thread: String,
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct CorrectCall {
+    directive: String,
+    #[serde(flatten)]
+    correction: CorrectRequest,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetractCall {
+    directive: String,
+    #[serde(default)]
+    note: String,
 }
 
 /// Registers one method: parse the data into `R`, resolve the caller, run `handler`, and

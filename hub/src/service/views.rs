@@ -8,6 +8,7 @@ use crate::auth::Principal;
 use crate::directive::rollup::Counts;
 use crate::directive::{Directive, UnitState};
 use crate::org::Unit;
+use crate::store::VersionRecord;
 
 pub fn principal(principal: &Principal) -> Value {
     json!({
@@ -51,6 +52,7 @@ pub fn state(state: &UnitState) -> Value {
         "directive_id": state.directive_id,
         "unit_id": state.unit_id,
         "seq": state.seq,
+        "version": state.version,
         "stage": state.stage().as_str(),
         "delivered_at": state.delivered_at,
         "read_at": state.read_at,
@@ -77,5 +79,26 @@ pub fn entry(kind: &str, directive: &Value, state: &UnitState) -> Value {
         "kind": kind,
         "directive": directive,
         "state": self::state(state),
+    })
+}
+
+/// One version of a directive and what changed from the one before.
+pub fn version(record: &VersionRecord) -> Value {
+    let changes: Vec<Value> = record
+        .changes
+        .iter()
+        .map(|c| json!({"field": c.field, "before": c.before, "after": c.after}))
+        .collect();
+    json!({
+        "version": record.version,
+        "title": record.content.title,
+        "body": record.content.body,
+        "priority": record.content.priority.as_str(),
+        "ack_required": record.content.ack_required,
+        "deadline": record.content.deadline,
+        "changed_by": record.changed_by,
+        "changed_at": record.changed_at,
+        "note": record.note,
+        "changes": changes,
     })
 }

@@ -21,14 +21,16 @@ pub struct SilentUnit {
 pub type SentNudge = (String, String, String, i64);
 
 impl Store {
-    /// Units that have not acknowledged directives sent at or after `since` that ask for
-    /// acknowledgement, ordered by directive then unit.
+    /// Units that have not acknowledged (the current version of) directives sent at or
+    /// after `since` that ask for acknowledgement and were not retracted, ordered by
+    /// directive then unit.
     pub async fn silent_units(&self, since: i64) -> Result<Vec<SilentUnit>, StoreError> {
         let rows: Vec<(String, String, i64)> = with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT i.directive_id, i.unit_id, d.created_at FROM directive_inbox i \
                  JOIN directive d ON d.id = i.directive_id \
-                 WHERE d.ack_required AND d.created_at >= $1 AND i.acked_at IS NULL \
+                 WHERE d.ack_required AND d.retracted_at IS NULL AND d.created_at >= $1 \
+                   AND i.acked_at IS NULL \
                  ORDER BY i.directive_id, i.unit_id",
             )
             .bind(since)

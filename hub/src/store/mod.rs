@@ -20,15 +20,27 @@
 //!   one transaction, serialised against other tree writes: in-process by a mutex, across
 //!   processes by `BEGIN IMMEDIATE` (SQLite) or a transaction-scoped advisory lock
 //!   (PostgreSQL). A failed write leaves nothing behind.
+//! - Every send, correction, retraction, delivery, read, acknowledgement and feedback step
+//!   appends its entry to the hash-chained audit log in the same transaction, so the log
+//!   and the data agree after any crash; [`Store::verify_audit`] checks the chain.
 //! - Bad input is an error ([`StoreError`]), never a panic.
 //!
 //! # Adding to it
 //! Each domain gets its own file with an `impl Store` block and its own migration
-//! (`0002_directives.sql`, …) for both backends: [`org`] is the pattern. Directives,
-//! acknowledgements, feedback and the audit log (issue 4's later parts) go next to it.
+//! (`0002_directives.sql`, …) for both backends: [`org`] is the pattern; `directives`
+//! (sends, per-unit inboxes as ordered `sent`/`corrected`/`retracted` entries, versions,
+//! acknowledgements per version), `feedback` (threads from units) and `audit` (the
+//! tamper-evident log) follow it. A write that people must be able to account for
+//! appends its audit entry **inside its own transaction**: start it with
+//! `BeginAudited::begin_audited` (or `BeginWrite::begin_write` then
+//! `AuditTx::lock_audit` when it also needs the tree lock), make the change, then
+//! `AuditTx::append_audit`, then commit. Lock order on PostgreSQL: tree, then audit, then
+//! rows.
 
 mod accounts;
+mod audit;
 mod directives;
+mod feedback;
 mod jobs;
 mod listing;
 mod org;
@@ -50,7 +62,9 @@ use thiserror::Error;
 use crate::org::OrgError;
 use crate::org::tree::ImportErrors;
 
-pub use directives::InboxEntry;
+pub use audit::{AuditBreak, AuditEntry, AuditReport};
+pub use directives::{Acknowledgement, InboxEntry, Retraction, VersionRecord};
+pub use feedback::{FeedbackMessage, FeedbackThread, NewThread, ThreadFilter};
 pub use jobs::{ScheduledDirective, SentNudge, SilentUnit};
 pub use org::{DemoLoad, ImportReport};
 
@@ -77,6 +91,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0003_accounts.sql"),
     ),
     (
+        4,
+        "directive_history_feedback_audit",
+        include_str!("../../migrations/sqlite/0004_directive_history_feedback_audit.sql"),
+    ),
+    (
         5,
         "directive_jobs",
         include_str!("../../migrations/sqlite/0005_directive_jobs.sql"),
@@ -98,6 +117,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "accounts",
         include_str!("../../migrations/postgres/0003_accounts.sql"),
+    ),
+    (
+        4,
+        "directive_history_feedback_audit",
+        include_str!("../../migrations/postgres/0004_directive_history_feedback_audit.sql"),
     ),
     (
         5,
@@ -153,6 +177,23 @@ pub enum StoreError {
     UnknownCredential(String),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    #[error(
+        "directive {directive:?} is at version {current}; version {given} is out of date \
+         (read the correction, then acknowledge version {current})"
+    )]
+    StaleVersion {
+        directive: String,
+        given: i32,
+        current: i32,
+    },
+    #[error("directive {0:?} was retracted; it can no longer be acknowledged or corrected")]
+    Retracted(String),
+    #[error("feedback thread {0:?} does not exist")]
+    ThreadNotFound(String),
+    #[error("feedback thread {0:?} is closed")]
+    ThreadClosed(String),
+    #[error(transparent)]
+    Feedback(#[from] crate::directive::feedback::FeedbackError),
     #[error("the store holds a value it cannot read ({0}); was it written by a newer rootcast?")]
     Corrupt(String),
 }

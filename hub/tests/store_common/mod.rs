@@ -24,6 +24,50 @@ impl TestDb {
     pub async fn open(&self) -> Store {
         Store::open(&self.options).await.expect("open the store")
     }
+
+    /// Runs raw SQL (one or more statements) on the test's database behind the store's
+    /// back (to tamper with it, or to build an old schema), returning the number of rows
+    /// affected. A SQLite file is created when missing. Not every suite uses it.
+    #[allow(dead_code)]
+    pub async fn execute_raw(&self, sql: &str) -> u64 {
+        use std::str::FromStr;
+        let url = &self.options.url;
+        if url.starts_with("sqlite:") {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .expect("a SQLite URL")
+                .create_if_missing(true);
+            if let Some(dir) = options.get_filename().parent() {
+                std::fs::create_dir_all(dir).expect("create the data directory");
+            }
+            let mut connection = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .expect("open the SQLite file");
+            let done = sqlx::raw_sql(sql)
+                .execute(&mut connection)
+                .await
+                .expect(sql);
+            done.rows_affected()
+        } else {
+            let mut connection = sqlx::PgConnection::connect(url)
+                .await
+                .expect("connect to PostgreSQL");
+            if let Some(schema) = &self.options.postgres_schema {
+                sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                    .execute(&mut connection)
+                    .await
+                    .expect("create the schema");
+                sqlx::query(&format!("SET search_path TO {schema}"))
+                    .execute(&mut connection)
+                    .await
+                    .expect("set the schema");
+            }
+            let done = sqlx::raw_sql(sql)
+                .execute(&mut connection)
+                .await
+                .expect(sql);
+            done.rows_affected()
+        }
+    }
 }
 
 /// Runs `test` on a fresh SQLite file, removed afterwards.
