@@ -1,0 +1,912 @@
+//! The coordinator: starts each target, spreads the clients over worker processes, paces
+//! the ramp, publishes, reads the server's memory and CPU, merges the workers' figures and
+//! writes the report. Every phase has a deadline, and `--duration` bounds the whole run.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::children;
+use crate::dialect::Kind;
+use crate::histogram::{self, Quantiles};
+use crate::procfs;
+use crate::publisher::{self, PublisherReport, Schedule};
+use crate::report;
+use crate::targets::{Launch, Target};
+use crate::wire::{Command as WorkerCommand, ConnectPlan, Counters, Event, WorkerReport};
+use crate::worker::unix_ns;
+
+/// Options every scenario shares.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct RunArgs {
+    /// Servers to measure, each under the same load in turn.
+    #[arg(long, value_delimiter = ',', default_value = "rootcast,floor,nats")]
+    pub targets: Vec<Kind>,
+    /// Measure a server that is already running at this address (`127.0.0.1:8000`)
+    /// instead of starting one; needs exactly one --targets (its kind).
+    #[arg(long)]
+    pub address: Option<SocketAddr>,
+    /// With --address: the server's process, for its memory and CPU.
+    #[arg(long, requires = "address")]
+    pub pid: Option<u32>,
+    /// With --address and a rootcast target: `client.token.hmac_secret_key`.
+    #[arg(long, requires = "address")]
+    pub secret: Option<String>,
+    /// With --address and a rootcast target: `http_api.key`.
+    #[arg(long, requires = "address")]
+    pub api_key: Option<String>,
+    /// Connections (subscribers); a list is a sweep: `1000,5000,10000`.
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    pub connections: Vec<usize>,
+    /// Worker processes (0: one per 8,000 connections, at least 2). Worker i connects from
+    /// 127.0.0.(2 + i).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Connections started per second, all workers together.
+    #[arg(long, default_value_t = 4000.0)]
+    pub rate: f64,
+    /// Most connections being set up at once, per worker.
+    #[arg(long, default_value_t = 200)]
+    pub concurrency: usize,
+    /// Idle time once all are connected, before memory is read.
+    #[arg(long, default_value_t = 3)]
+    pub idle_secs: u64,
+    #[arg(long, default_value_t = 20)]
+    pub connect_timeout_secs: u64,
+    /// Measure every (connections, target) this many times; the summary gives medians.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Hard bound on the whole run, seconds: then every child is killed and the program
+    /// exits with status 3.
+    #[arg(long, default_value_t = 600)]
+    pub duration: u64,
+    /// Where results.json, summary.md and the plots go.
+    #[arg(long, default_value = "loadtest-results")]
+    pub out: PathBuf,
+    /// Do not pin the server and the load generator to cores with taskset.
+    #[arg(long)]
+    pub no_pin: bool,
+    #[arg(long, default_value_t = 0)]
+    pub server_core: u32,
+    /// The core of the coordinator, the publisher and every worker.
+    #[arg(long, default_value_t = 1)]
+    pub client_core: u32,
+    /// The `rootcast` binary (default: next to this one, i.e. the same target folder).
+    #[arg(long)]
+    pub rootcast_bin: Option<PathBuf>,
+    #[arg(long, default_value = "nats-server")]
+    pub nats_bin: PathBuf,
+    /// Pass the servers' output on to standard error.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+/// Options of `ws-fanout`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct FanoutArgs {
+    #[arg(long, default_value_t = 40)]
+    pub publications: u32,
+    /// One publication every this many ms, on a fixed schedule.
+    #[arg(long, default_value_t = 500)]
+    pub interval_ms: u64,
+    /// Bytes of each publication's payload.
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+    /// How long after the last scheduled publication deliveries are waited for.
+    #[arg(long, default_value_t = 10)]
+    pub drain_secs: u64,
+    /// Publications sent together at each scheduled time (`ws-burst`; 1 for `ws-fanout`).
+    #[arg(skip = 1u32)]
+    pub burst: u32,
+    /// Percentage of the clients that stop reading once subscribed (`ws-slow`).
+    #[arg(skip)]
+    pub slow_percent: f64,
+}
+
+/// Options of `ws-slow`: a share of the subscribers stop reading; large publications fill
+/// their socket buffers and then the server's queue for them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SlowArgs {
+    /// Percentage of the clients that stop reading once subscribed.
+    #[arg(long, default_value_t = 1.0)]
+    pub slow_percent: f64,
+    #[arg(long, default_value_t = 300)]
+    pub publications: u32,
+    #[arg(long, default_value_t = 50)]
+    pub interval_ms: u64,
+    /// Large, so that a slow client's buffers and queue fill within the run.
+    #[arg(long, default_value_t = 16384)]
+    pub payload: usize,
+    #[arg(long, default_value_t = 10)]
+    pub drain_secs: u64,
+}
+
+impl From<SlowArgs> for FanoutArgs {
+    fn from(s: SlowArgs) -> FanoutArgs {
+        FanoutArgs {
+            publications: s.publications,
+            interval_ms: s.interval_ms,
+            payload: s.payload,
+            drain_secs: s.drain_secs,
+            burst: 1,
+            slow_percent: s.slow_percent.clamp(0.0, 100.0),
+        }
+    }
+}
+
+/// Options of `ws-burst`: bursts of publications sent back to back.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BurstArgs {
+    #[arg(long, default_value_t = 10)]
+    pub bursts: u32,
+    /// Publications per burst.
+    #[arg(long, default_value_t = 100)]
+    pub burst_size: u32,
+    /// One burst every this many ms.
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: u64,
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+    #[arg(long, default_value_t = 10)]
+    pub drain_secs: u64,
+}
+
+impl From<BurstArgs> for FanoutArgs {
+    fn from(b: BurstArgs) -> FanoutArgs {
+        FanoutArgs {
+            publications: b.bursts * b.burst_size.max(1),
+            interval_ms: b.interval_ms,
+            payload: b.payload,
+            drain_secs: b.drain_secs,
+            burst: b.burst_size.max(1),
+            slow_percent: 0.0,
+        }
+    }
+}
+
+/// One target at one connection count.
+#[derive(Debug, Serialize)]
+pub struct Measurement {
+    pub target: Kind,
+    pub scenario: &'static str,
+    pub connections: usize,
+    pub round: usize,
+    pub workers: usize,
+    /// Why the measurement stopped early, if it did.
+    pub error: Option<String>,
+    pub idle: Option<Idle>,
+    pub fanout: Option<Fanout>,
+}
+
+/// Figures once every client is connected, subscribed and idle.
+#[derive(Debug, Serialize)]
+pub struct Idle {
+    pub ready: u64,
+    pub failed: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub ramp_secs: f64,
+    pub connects_per_sec: f64,
+    /// `connect()` to ready, µs.
+    pub setup_us: Quantiles,
+    pub server_rss_before_kib: Option<u64>,
+    pub server_rss_kib: Option<u64>,
+    pub server_rss_kib_per_conn: Option<f64>,
+    /// Machine-wide, both ends of each loopback connection.
+    pub sockstat_tcp_mem_kib_per_conn_both_ends: f64,
+    pub slab_kib_per_conn_both_ends: f64,
+    pub listen_overflows: u64,
+    pub server_idle_cpu_percent: Option<f64>,
+    pub other_cpu_percent: f64,
+    pub load_average: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Fanout {
+    pub subscribers: u64,
+    pub publications: u32,
+    pub payload: usize,
+    pub interval_ms: u64,
+    pub expected: u64,
+    pub deliveries: u64,
+    pub missing: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub unexpected: u64,
+    /// Connections that ended during the measurement.
+    pub closed: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub published: u32,
+    pub publisher_error: Option<String>,
+    /// From just before the first publication until the last delivery (or the drain
+    /// deadline).
+    pub window_secs: f64,
+    pub deliveries_per_sec: f64,
+    pub server_cpu_secs: Option<f64>,
+    pub server_cpu_percent: Option<f64>,
+    pub server_cpu_us_per_delivery: Option<f64>,
+    /// The coordinator, the publisher and every worker.
+    pub loadgen_cpu_secs: f64,
+    pub loadgen_cpu_percent: f64,
+    pub loadgen_cpu_us_per_delivery: f64,
+    /// Everything else on the machine during the window, % of one core.
+    pub other_cpu_percent: f64,
+    /// Receipt − scheduled send, every delivery, µs.
+    pub latency_us: Quantiles,
+    /// Per publication: the last subscriber's receipt − scheduled send, µs.
+    pub time_to_last_us: Quantiles,
+    /// Scheduled send → the server took the publication (API answer, PONG, `ok`), µs.
+    pub publish_answered_us: Quantiles,
+    pub publisher_start_lag_us: Quantiles,
+    /// (quantile, µs) of the per-delivery latency, for the plot.
+    pub latency_curve: Vec<(f64, u64)>,
+    pub pongs: u64,
+    /// Clients that stopped reading on purpose (`ws-slow`); the figures above are the others'.
+    pub slow: u64,
+    /// The server's RSS at the end of the window and its peak (`VmHWM`) so far, KiB.
+    pub server_rss_after_kib: Option<u64>,
+    pub server_rss_peak_kib: Option<u64>,
+    /// rootcast: connections the server closed, by close code (its `/metrics`).
+    pub server_disconnects: Option<BTreeMap<String, u64>>,
+    pub load_average: String,
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+struct Worker {
+    pid: u32,
+    stdin: ChildStdin,
+}
+
+/// The workers of one measurement and what they last said.
+struct Fleet {
+    label: String,
+    workers: Vec<Worker>,
+    events: Receiver<(usize, Option<Event>)>,
+    counters: Vec<Counters>,
+    ready: Vec<bool>,
+    reports: Vec<Option<WorkerReport>>,
+    target_pid: Option<u32>,
+    started: Instant,
+    last_print: Instant,
+    last_deliveries: u64,
+}
+
+impl Fleet {
+    fn spawn(
+        count: usize,
+        core: Option<u32>,
+        label: String,
+        target_pid: Option<u32>,
+    ) -> anyhow::Result<Fleet> {
+        let exe = std::env::current_exe()?;
+        let (tx, events) = mpsc::channel();
+        let mut workers = Vec::with_capacity(count);
+        for index in 0..count {
+            let mut command = match core {
+                Some(core) => {
+                    let mut c = Command::new("taskset");
+                    c.args(["-c", &core.to_string()]).arg(&exe);
+                    c
+                }
+                None => Command::new(&exe),
+            };
+            command
+                .arg("worker")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            let mut child = command.spawn().context("starting a worker")?;
+            let stdin = child.stdin.take().context("worker stdin")?;
+            let stdout = child.stdout.take().context("worker stdout")?;
+            let pid = children::register("worker", child);
+            eprintln!("worker {index}: pid {pid}, source 127.0.0.{}", 2 + index);
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    match serde_json::from_str::<Event>(&line) {
+                        Ok(event) => {
+                            if tx.send((index, Some(event))).is_err() {
+                                return;
+                            }
+                        }
+                        Err(error) => eprintln!("worker {index}: bad event ({error}): {line}"),
+                    }
+                }
+                let _ = tx.send((index, None));
+            });
+            workers.push(Worker { pid, stdin });
+        }
+        Ok(Fleet {
+            label,
+            counters: vec![Counters::default(); count],
+            ready: vec![false; count],
+            reports: (0..count).map(|_| None).collect(),
+            workers,
+            events,
+            target_pid,
+            started: Instant::now(),
+            last_print: Instant::now(),
+            last_deliveries: 0,
+        })
+    }
+
+    fn send(&mut self, index: usize, command: &WorkerCommand) -> anyhow::Result<()> {
+        let mut line = serde_json::to_string(command)?;
+        line.push('\n');
+        let worker = &mut self.workers[index];
+        worker
+            .stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| worker.stdin.flush())
+            .with_context(|| format!("worker {index} (pid {}) is gone", worker.pid))
+    }
+
+    fn totals(&self) -> Counters {
+        let mut totals = Counters::default();
+        for c in &self.counters {
+            totals += *c;
+        }
+        totals
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.workers.iter().map(|w| w.pid).collect()
+    }
+
+    /// Takes events until `done` says so (`Ok(true)`) or `until` passes (`Ok(false)`).
+    /// Fails when a worker or the target process dies, or every connection is lost.
+    fn pump(
+        &mut self,
+        until: Instant,
+        mut done: impl FnMut(&Fleet) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<bool> {
+        loop {
+            if done(self)? {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(false);
+            }
+            match self
+                .events
+                .recv_timeout((until - now).min(Duration::from_millis(100)))
+            {
+                Ok((index, Some(event))) => match event {
+                    Event::Progress(c) => self.counters[index] = c,
+                    Event::Ready(c) => {
+                        self.counters[index] = c;
+                        self.ready[index] = true;
+                    }
+                    Event::Report(report) => {
+                        self.counters[index] = report.counters;
+                        self.reports[index] = Some(*report);
+                    }
+                },
+                Ok((index, None)) => bail!(
+                    "worker {index} (pid {}) exited unexpectedly",
+                    self.workers[index].pid
+                ),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => bail!("every worker is gone"),
+            }
+            if let Some(pid) = self.target_pid
+                && let Some(status) = children::exited(pid)
+            {
+                bail!("the server (pid {pid}) exited mid-run: {status}");
+            }
+            let totals = self.totals();
+            if totals.subscribed > 0 && totals.closed >= totals.subscribed {
+                bail!(
+                    "the server closed all {} connections: it went away or refused them",
+                    totals.subscribed
+                );
+            }
+            if self.last_print.elapsed() >= Duration::from_secs(1) {
+                let secs = self.last_print.elapsed().as_secs_f64();
+                self.last_print = Instant::now();
+                let rate = (totals.deliveries - self.last_deliveries) as f64 / secs;
+                self.last_deliveries = totals.deliveries;
+                eprintln!(
+                    "[{}] {:>5.1} s  connected {}  ready {}  failed {}  closed {}  msgs/s {:.0}  deliveries {}",
+                    self.label,
+                    self.started.elapsed().as_secs_f64(),
+                    totals.connected,
+                    totals.subscribed,
+                    totals.failed,
+                    totals.closed,
+                    rate,
+                    totals.deliveries
+                );
+            }
+        }
+    }
+
+    /// Asks every worker to stop, waits up to 3 s, kills what is left.
+    fn stop(mut self) {
+        for index in 0..self.workers.len() {
+            let _ = self.send(index, &WorkerCommand::Stop);
+        }
+        for pid in self.pids() {
+            children::stop(pid, Duration::from_secs(3));
+        }
+    }
+}
+
+/// CPU seconds of the load generator: this process and its workers.
+fn loadgen_cpu(workers: &[u32]) -> f64 {
+    procfs::cpu_seconds(std::process::id())
+        + workers.iter().map(|&p| procfs::cpu_seconds(p)).sum::<f64>()
+}
+
+/// Runs `scenario` (`ws-idle` without fan-out options, `ws-fanout`, `ws-burst`).
+pub fn run(
+    scenario: &'static str,
+    args: RunArgs,
+    fanout: Option<FanoutArgs>,
+) -> anyhow::Result<()> {
+    if args.targets.is_empty() || args.connections.is_empty() || args.connections.contains(&0) {
+        bail!("--targets and --connections (all > 0) must not be empty");
+    }
+    if args.address.is_some() && args.targets.len() != 1 {
+        bail!("--address measures one server: give its kind as the only --targets");
+    }
+    if args.workers > 250 {
+        bail!("--workers: at most 250 (source addresses 127.0.0.2 to 127.0.0.251)");
+    }
+    let pinned = !args.no_pin && pin_self(args.client_core);
+    let pinning = if pinned {
+        format!(
+            "server on core {}, load generator (coordinator, publisher, workers) on core {} (taskset)",
+            args.server_core, args.client_core
+        )
+    } else {
+        "not pinned".to_owned()
+    };
+    eprintln!(
+        "rootcast-loadtest: {pinning}; stops by itself after {} s at the latest",
+        args.duration
+    );
+    let duration = args.duration;
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(duration));
+        eprintln!("rootcast-loadtest: --duration {duration} s reached: stopping every process");
+        children::kill_all();
+        std::process::exit(3);
+    });
+    let launch = Launch {
+        core: pinned.then_some(args.server_core),
+        rootcast_bin: match &args.rootcast_bin {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?.with_file_name("rootcast"),
+        },
+        nats_bin: args.nats_bin.clone(),
+        verbose: args.verbose,
+    };
+    let mut results = Vec::new();
+    for round in 0..args.repeat {
+        for &connections in &args.connections {
+            for &kind in &args.targets {
+                let m = measure(
+                    scenario,
+                    &args,
+                    fanout.as_ref(),
+                    &launch,
+                    kind,
+                    connections,
+                    round,
+                    pinned,
+                );
+                eprintln!("{}", report::one_line(&m));
+                results.push(m);
+            }
+        }
+    }
+    let report = report::Report {
+        scenario,
+        machine: report::machine(),
+        pinning,
+        args: args.clone(),
+        fanout_args: fanout,
+        measurements: results,
+    };
+    let summary = report::write(&args.out, &report)?;
+    println!("{summary}");
+    eprintln!(
+        "wrote {}/results.json and {}/summary.md",
+        args.out.display(),
+        args.out.display()
+    );
+    let failed: Vec<String> = report
+        .measurements
+        .iter()
+        .filter_map(|m| {
+            m.error
+                .as_ref()
+                .map(|e| format!("{} at {}: {e}", m.target.name(), m.connections))
+        })
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} measurements failed:\n  {}",
+            failed.len(),
+            report.measurements.len(),
+            failed.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Pins this process (and the threads and children it starts later) to `core`.
+fn pin_self(core: u32) -> bool {
+    Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &core.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+fn measure(
+    scenario: &'static str,
+    args: &RunArgs,
+    fanout: Option<&FanoutArgs>,
+    launch: &Launch,
+    kind: Kind,
+    connections: usize,
+    round: usize,
+    pinned: bool,
+) -> Measurement {
+    let workers = match args.workers {
+        0 => connections.div_ceil(8000).max(2),
+        n => n,
+    }
+    .min(connections);
+    let mut m = Measurement {
+        target: kind,
+        scenario,
+        connections,
+        round,
+        workers,
+        error: None,
+        idle: None,
+        fanout: None,
+    };
+    let label = format!("{} {} {connections}", m.scenario, kind.name());
+    eprintln!("== {label} (round {}): {workers} workers", round + 1);
+    if let Err(error) = measure_into(&mut m, args, fanout, launch, pinned, label) {
+        m.error = Some(format!("{error:#}"));
+    }
+    m
+}
+
+fn measure_into(
+    m: &mut Measurement,
+    args: &RunArgs,
+    fanout: Option<&FanoutArgs>,
+    launch: &Launch,
+    pinned: bool,
+    label: String,
+) -> anyhow::Result<()> {
+    let target = match args.address {
+        Some(address) => Target::external(
+            m.target,
+            address,
+            args.pid,
+            args.secret.clone(),
+            args.api_key.clone(),
+        ),
+        None => Target::start(m.target, launch)?,
+    };
+    let pid = target.pid;
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_before = pid.map(|p| procfs::rss_kib(p).0);
+    let kernel_before = procfs::kernel();
+    let mut fleet = Fleet::spawn(m.workers, pinned.then_some(args.client_core), label, pid)?;
+    let outcome = drive(
+        m,
+        args,
+        fanout,
+        &target,
+        &mut fleet,
+        rss_before,
+        kernel_before,
+    );
+    fleet.stop();
+    drop(target);
+    outcome
+}
+
+fn drive(
+    m: &mut Measurement,
+    args: &RunArgs,
+    fanout: Option<&FanoutArgs>,
+    target: &Target,
+    fleet: &mut Fleet,
+    rss_before: Option<u64>,
+    kernel_before: procfs::Kernel,
+) -> anyhow::Result<()> {
+    let pid = target.pid;
+    let n = m.connections;
+    let k = m.workers;
+    let publications = fanout.map_or(0, |f| f.publications);
+
+    // Ramp.
+    let ramp_started = Instant::now();
+    for index in 0..k {
+        let count = n / k + usize::from(index < n % k);
+        let first_user = index * (n / k) + index.min(n % k);
+        let plan = ConnectPlan {
+            kind: m.target,
+            server: target.address,
+            source: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + index as u8)),
+            count,
+            first_user,
+            rate: args.rate / k as f64,
+            concurrency: args.concurrency,
+            connect_timeout_ms: args.connect_timeout_secs * 1000,
+            hmac_secret: target.hmac_secret.clone(),
+            publications,
+            slow_every: match fanout.map_or(0.0, |f| f.slow_percent) {
+                p if p > 0.0 => (100.0 / p).round().max(1.0) as usize,
+                _ => 0,
+            },
+        };
+        fleet.send(index, &WorkerCommand::Connect(plan))?;
+    }
+    let ramp_limit = Duration::from_secs_f64(n as f64 / args.rate)
+        + Duration::from_secs(args.connect_timeout_secs + 10);
+    if !fleet.pump(Instant::now() + ramp_limit, |f| {
+        Ok(f.ready.iter().all(|r| *r))
+    })? {
+        bail!("the ramp did not finish within {} s", ramp_limit.as_secs());
+    }
+    let ramp_secs = ramp_started.elapsed().as_secs_f64();
+    let ready = fleet.totals();
+    if ready.subscribed == 0 {
+        bail!("no connection could be set up ({} failed)", ready.failed);
+    }
+
+    // Idle.
+    let workers = fleet.pids();
+    let idle_started = Instant::now();
+    let server_cpu0 = pid.map(procfs::cpu_seconds);
+    let loadgen0 = loadgen_cpu(&workers);
+    let busy0 = procfs::machine_busy_seconds();
+    fleet.pump(Instant::now() + Duration::from_secs(args.idle_secs), |_| {
+        Ok(false)
+    })?;
+    let idle_secs = idle_started.elapsed().as_secs_f64();
+    let server_idle_cpu = pid
+        .zip(server_cpu0)
+        .map(|(p, c0)| procfs::cpu_seconds(p) - c0);
+    let idle_other = procfs::machine_busy_seconds()
+        - busy0
+        - server_idle_cpu.unwrap_or(0.0)
+        - (loadgen_cpu(&workers) - loadgen0);
+    let kernel = procfs::kernel();
+    let rss = pid.map(|p| procfs::rss_kib(p).0);
+    let conns = ready.subscribed as f64;
+    // Set-up figures come with the workers' reports; ask for them now.
+    for index in 0..k {
+        fleet.send(index, &WorkerCommand::Report)?;
+    }
+    fleet.reports.iter_mut().for_each(|r| *r = None);
+    if !fleet.pump(Instant::now() + Duration::from_secs(15), |f| {
+        Ok(f.reports.iter().all(Option::is_some))
+    })? {
+        bail!("workers did not report within 15 s");
+    }
+    let mut setup = histogram::new();
+    let mut errors = BTreeMap::new();
+    for report in fleet.reports.iter().flatten() {
+        histogram::merge(&mut setup, &report.setup_us);
+        for (reason, count) in &report.errors {
+            *errors.entry(reason.clone()).or_default() += count;
+        }
+    }
+    m.idle = Some(Idle {
+        ready: ready.subscribed,
+        failed: ready.failed,
+        errors,
+        ramp_secs: round2(ramp_secs),
+        connects_per_sec: (conns / ramp_secs.max(1e-3)).round(),
+        setup_us: Quantiles::of(&setup),
+        server_rss_before_kib: rss_before,
+        server_rss_kib: rss,
+        server_rss_kib_per_conn: rss
+            .zip(rss_before)
+            .map(|(a, b)| round2(a.saturating_sub(b) as f64 / conns)),
+        sockstat_tcp_mem_kib_per_conn_both_ends: round2(
+            (kernel.tcp_mem_pages as f64 - kernel_before.tcp_mem_pages as f64) * 4.0 / conns,
+        ),
+        slab_kib_per_conn_both_ends: round2(
+            (kernel.slab_kib as f64 - kernel_before.slab_kib as f64) / conns,
+        ),
+        listen_overflows: kernel
+            .listen_overflows
+            .saturating_sub(kernel_before.listen_overflows),
+        server_idle_cpu_percent: server_idle_cpu.map(|c| round2(100.0 * c / idle_secs)),
+        other_cpu_percent: round2(100.0 * idle_other.max(0.0) / idle_secs),
+        load_average: procfs::load_average(),
+    });
+    let Some(fanout) = fanout else {
+        return Ok(());
+    };
+
+    // Fan-out.
+    let ready = fleet.totals();
+    // Slow clients read nothing: only the others are expected to receive.
+    let subscribers = ready.subscribed - ready.closed - ready.slow;
+    let expected = subscribers * u64::from(fanout.publications);
+    let schedule = Schedule {
+        first_ns: unix_ns() + 300_000_000,
+        interval_ns: fanout.interval_ms * 1_000_000,
+        count: fanout.publications,
+        payload: fanout.payload,
+        burst: fanout.burst,
+    };
+    let last_scheduled = schedule.at(fanout.publications.saturating_sub(1));
+    let deliveries0 = fleet.totals().deliveries;
+    let server_cpu0 = pid.map(procfs::cpu_seconds);
+    let loadgen0 = loadgen_cpu(&workers);
+    let busy0 = procfs::machine_busy_seconds();
+    let load_before = procfs::load_average();
+    let window_started = Instant::now();
+    // The publisher fills `published` as it goes, so that a publisher the server holds
+    // back (NATS slows a fast producer down) still leaves its figures.
+    let published = Arc::new(Mutex::new(PublisherReport::default()));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let publisher_target = Target::external(
+        target.kind,
+        target.address,
+        None,
+        None,
+        target.api_key.clone(),
+    );
+    let into = published.clone();
+    std::thread::spawn(move || {
+        publisher::run(&publisher_target, schedule, &into);
+        let _ = done_tx.send(());
+    });
+    let drain_deadline_ns = last_scheduled + fanout.drain_secs * 1_000_000_000;
+    let until = Instant::now() + Duration::from_nanos(drain_deadline_ns.saturating_sub(unix_ns()));
+    let lock = || published.lock().unwrap_or_else(|e| e.into_inner());
+    let mut finished = false;
+    fleet.pump(until, |f| {
+        if !finished && done_rx.try_recv().is_ok() {
+            finished = true;
+            if let Some(error) = &lock().error {
+                bail!("publisher: {error}");
+            }
+        }
+        Ok(f.totals().deliveries - deliveries0 >= expected)
+    })?;
+    let window_secs = window_started.elapsed().as_secs_f64();
+    let server_cpu = pid
+        .zip(server_cpu0)
+        .map(|(p, c0)| procfs::cpu_seconds(p) - c0);
+    let loadgen = loadgen_cpu(&workers) - loadgen0;
+    let rss_after = pid.map(procfs::rss_kib);
+    let server_disconnects = target.rootcast_disconnects();
+    let other = procfs::machine_busy_seconds() - busy0 - server_cpu.unwrap_or(0.0) - loadgen;
+    if !finished && done_rx.recv_timeout(Duration::from_secs(2)).is_err() {
+        let mut report = lock();
+        report.error = Some(format!(
+            "still publishing at the drain deadline: {} of {} sent (the server held the publisher back)",
+            report.sent, fanout.publications
+        ));
+    }
+    let publisher_report = lock().clone();
+
+    // Merge the workers' figures.
+    for index in 0..k {
+        fleet.send(index, &WorkerCommand::Report)?;
+    }
+    fleet.reports.iter_mut().for_each(|r| *r = None);
+    if !fleet.pump(Instant::now() + Duration::from_secs(15), |f| {
+        Ok(f.reports.iter().all(Option::is_some))
+    })? {
+        bail!("workers did not report within 15 s");
+    }
+    let mut latency = histogram::new();
+    let mut last_ns = vec![0u64; publications as usize];
+    let mut receipts = vec![0u64; publications as usize];
+    let (mut duplicates, mut out_of_order, mut unexpected, mut pongs) = (0, 0, 0, 0);
+    let mut errors = BTreeMap::new();
+    let mut first_receipt = u64::MAX;
+    let mut last_receipt = 0;
+    let mut totals = Counters::default();
+    for report in fleet.reports.iter().flatten() {
+        histogram::merge(&mut latency, &report.latency_us);
+        for (i, ns) in report.last_ns.iter().enumerate().take(last_ns.len()) {
+            last_ns[i] = last_ns[i].max(*ns);
+            receipts[i] += report.receipts[i];
+        }
+        duplicates += report.duplicates;
+        out_of_order += report.out_of_order;
+        unexpected += report.unexpected;
+        pongs += report.pongs;
+        for (reason, count) in &report.errors {
+            *errors.entry(reason.clone()).or_default() += count;
+        }
+        if report.first_receipt_ns > 0 {
+            first_receipt = first_receipt.min(report.first_receipt_ns);
+        }
+        last_receipt = last_receipt.max(report.last_receipt_ns);
+        totals += report.counters;
+    }
+    let deliveries = totals.deliveries;
+    let last_us: Vec<u64> = last_ns
+        .iter()
+        .zip(&receipts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(ns, _)| ns / 1000)
+        .collect();
+    let spread_secs = last_receipt.saturating_sub(schedule.first_ns) as f64 / 1e9;
+    let per_delivery = |cpu: f64| {
+        if deliveries == 0 {
+            0.0
+        } else {
+            round2(cpu * 1e6 / deliveries as f64)
+        }
+    };
+    m.fanout = Some(Fanout {
+        subscribers,
+        publications: fanout.publications,
+        payload: fanout.payload,
+        interval_ms: fanout.interval_ms,
+        expected,
+        deliveries,
+        missing: expected.saturating_sub(deliveries),
+        duplicates,
+        out_of_order,
+        unexpected,
+        closed: totals.closed,
+        errors,
+        published: publisher_report.sent,
+        publisher_error: publisher_report.error.clone(),
+        window_secs: round2(window_secs),
+        deliveries_per_sec: if spread_secs > 0.0 {
+            (deliveries as f64 / spread_secs).round()
+        } else {
+            0.0
+        },
+        server_cpu_secs: server_cpu.map(round2),
+        server_cpu_percent: server_cpu.map(|c| round2(100.0 * c / window_secs)),
+        server_cpu_us_per_delivery: server_cpu.map(per_delivery),
+        loadgen_cpu_secs: round2(loadgen),
+        loadgen_cpu_percent: round2(100.0 * loadgen / window_secs),
+        loadgen_cpu_us_per_delivery: per_delivery(loadgen),
+        other_cpu_percent: round2(100.0 * other.max(0.0) / window_secs),
+        latency_us: Quantiles::of(&latency),
+        time_to_last_us: Quantiles::of_sample(&last_us),
+        publish_answered_us: Quantiles::of_sample(&publisher_report.answered_us),
+        publisher_start_lag_us: Quantiles::of_sample(&publisher_report.start_lag_us),
+        latency_curve: histogram::percentile_curve(&latency),
+        pongs,
+        slow: ready.slow,
+        server_rss_after_kib: rss_after.map(|r| r.0),
+        server_rss_peak_kib: rss_after.map(|r| r.1),
+        server_disconnects,
+        load_average: format!("{load_before} → {}", procfs::load_average()),
+    });
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! `rootcast-loadtest`: the load generator of issue 5. It measures rootcast's WebSocket
+//! hub side by side with a raw floor (the least any server can do on this machine) and
+//! nats-server, under the same clients, in the same run, so each figure can be read as a
+//! ratio and the noise of a shared machine mostly cancels out.
+//!
+//! # Process model
+//! - The **coordinator** (`rootcast-loadtest ws-idle|ws-fanout|ws-burst|ws-slow …`) pins
+//!   itself to the client core, starts each target as a child pinned to the server core
+//!   (`rootcast serve` with a temporary configuration, `rootcast-loadtest floor`, or
+//!   `nats-server` with a WebSocket listener on a port the kernel picks), or measures one
+//!   already running (`--address`).
+//! - It starts K **workers** (`rootcast-loadtest worker`, the same binary) and talks to
+//!   them over their standard input and output, one JSON object per line (`wire.rs`).
+//!   Worker i opens its share of the connections from source address 127.0.0.(2 + i), so
+//!   neither the 20,000 open files per process nor the ≈ 28,000 ephemeral ports per source
+//!   address limit a run; the ramp is paced (`--rate`, `--concurrency` set-ups in flight).
+//! - Workers report counters every 100 ms (the coordinator prints live totals once a
+//!   second on standard error) and, when asked, their HDR histograms and per-publication
+//!   figures, which the coordinator merges.
+//! - The coordinator publishes on a fixed schedule; each payload carries its **scheduled**
+//!   send time (Unix ns; every process reads the same clock), so a late publisher or a
+//!   server's queue counts as latency.
+//! - Every phase has a deadline and `--duration` bounds the run: then every child is
+//!   killed and the program exits with status 3. Workers also exit when their standard
+//!   input closes. A server that dies or drops every connection ends its measurement with
+//!   an error; the run goes on with the next one and exits non-zero at the end.
+//!
+//! # What is measured
+//! - `ws-idle`: N authenticated, subscribed, idle connections: the server's `VmRSS` growth
+//!   per connection, kernel socket memory (`/proc/net/sockstat` `TCP … mem`, slab; both
+//!   ends of each loopback connection), ramp rate and set-up time.
+//! - `ws-fanout`: the same, then publications to every subscriber: per-delivery latency and
+//!   time to the last subscriber (p50/p90/p99/p99.9/max), deliveries per second, the
+//!   server's CPU per delivery (`utime + stime` from `/proc/<pid>/stat` over the window)
+//!   and the load generator's own CPU (so it is never silently the bottleneck).
+//! - `ws-slow`: `ws-fanout` with large publications where every (100 / `--slow-percent`)-th
+//!   client stops reading once subscribed; the figures are the other clients', plus the
+//!   server's RSS and peak RSS at the end, and (rootcast) the close codes it used.
+//!
+//! # Tests
+//! `tests/loadgen.rs` runs the binary against a stand-in server with a known injected
+//! delay (the reported latency must include it) and against one that dies mid-run (the run
+//! must end, non-zero, with a clear error and no worker left); unit tests cover the
+//! histogram merge, the protocol parsers, the schedule and the SVG writer. No test asserts
+//! on how fast anything is.
+//! - `ws-burst`: `ws-fanout` with bursts of publications sent back to back (pipelined),
+//!   all carrying the burst's scheduled time.
+//!
+//! # How to measure
+//! Build both binaries in release mode into one target folder (`cargo build --release -p
+//! rootcast-loadtest --bin rootcast-loadtest` and `cargo build --release --bin rootcast`;
+//! the coordinator looks for `rootcast` next to itself), keep other work off the machine,
+//! use `--repeat 3` and quote medians. Results go to `--out` as `results.json`,
+//! `summary.md` and SVG plots. `docs/benchmarks.md` has the commands and the figures.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+
+mod children;
+mod coordinator;
+mod dialect;
+mod floor;
+mod histogram;
+mod procfs;
+mod publisher;
+mod report;
+mod svg;
+mod targets;
+mod wire;
+mod worker;
+
+#[derive(Parser)]
+#[command(
+    name = "rootcast-loadtest",
+    version,
+    about = "Load generator for rootcast, with a raw floor and nats-server side by side"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N idle, authenticated, subscribed connections: server memory per connection.
+    WsIdle {
+        #[command(flatten)]
+        run: coordinator::RunArgs,
+    },
+    /// N subscribers on one channel, publications on a fixed schedule: latency, time to
+    /// the last subscriber, server CPU per delivery (and the idle figures on the way).
+    WsFanout {
+        #[command(flatten)]
+        run: coordinator::RunArgs,
+        #[command(flatten)]
+        fanout: coordinator::FanoutArgs,
+    },
+    /// Bursts of publications sent back to back to N subscribers: server CPU per delivery
+    /// when many messages are queued at once (W4). The floor writes one frame per
+    /// publication; it does not coalesce.
+    WsBurst {
+        #[command(flatten)]
+        run: coordinator::RunArgs,
+        #[command(flatten)]
+        burst: coordinator::BurstArgs,
+    },
+    /// ws-fanout where a share of the subscribers stop reading once subscribed (W6): the
+    /// others' latency, the server's memory, and whether every healthy client still gets
+    /// every publication.
+    WsSlow {
+        #[command(flatten)]
+        run: coordinator::RunArgs,
+        #[command(flatten)]
+        slow: coordinator::SlowArgs,
+    },
+    /// The raw floor server: WebSocket handshake, then each frame sent to `/publish` is
+    /// written to every other connection. Prints `LISTENING <address>`; exits when its
+    /// standard input closes.
+    Floor {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+    /// A worker process (started by the coordinator).
+    #[command(hide = true)]
+    Worker,
+}
+
+fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().command {
+        Scenario::WsIdle { run } => coordinator::run("ws-idle", run, None),
+        Scenario::WsFanout { run, fanout } => coordinator::run("ws-fanout", run, Some(fanout)),
+        Scenario::WsBurst { run, burst } => coordinator::run("ws-burst", run, Some(burst.into())),
+        Scenario::WsSlow { run, slow } => coordinator::run("ws-slow", run, Some(slow.into())),
+        Scenario::Floor { listen } => floor::run(listen),
+        Scenario::Worker => worker::run(),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            children::kill_all();
+            eprintln!("rootcast-loadtest: error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

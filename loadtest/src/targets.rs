@@ -1,0 +1,306 @@
+//! Starting the servers under test as child processes (pinned to the server's core), and
+//! describing an external one.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::children;
+use crate::dialect::Kind;
+use crate::floor::LISTENING;
+
+/// A server under test.
+#[derive(Debug)]
+pub struct Target {
+    pub kind: Kind,
+    pub address: SocketAddr,
+    /// Its process, when known (started here, or `--pid`): memory and CPU are read from it.
+    pub pid: Option<u32>,
+    /// rootcast: the HMAC key for connection tokens and the server API key.
+    pub hmac_secret: Option<String>,
+    pub api_key: Option<String>,
+    /// Started here: killed (and its temporary folder removed) when dropped.
+    owned: bool,
+    temp_dir: Option<PathBuf>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.owned
+            && let Some(pid) = self.pid
+        {
+            children::kill(pid);
+        }
+        if let Some(dir) = &self.temp_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// How to start targets.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// `taskset -c <core>` in front of the server, when set.
+    pub core: Option<u32>,
+    pub rootcast_bin: PathBuf,
+    pub nats_bin: PathBuf,
+    /// Pass the servers' output on to our standard error.
+    pub verbose: bool,
+}
+
+impl Target {
+    pub fn external(
+        kind: Kind,
+        address: SocketAddr,
+        pid: Option<u32>,
+        hmac_secret: Option<String>,
+        api_key: Option<String>,
+    ) -> Self {
+        Target {
+            kind,
+            address,
+            pid,
+            hmac_secret,
+            api_key,
+            owned: false,
+            temp_dir: None,
+        }
+    }
+
+    pub fn start(kind: Kind, launch: &Launch) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "rootcast-loadtest-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let mut target = Target {
+            kind,
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pid: None,
+            hmac_secret: None,
+            api_key: None,
+            owned: true,
+            temp_dir: Some(dir.clone()),
+        };
+        let (command, marker) = match kind {
+            Kind::Rootcast => {
+                let secret = uuid::Uuid::new_v4().simple().to_string();
+                let key = uuid::Uuid::new_v4().simple().to_string();
+                let config = dir.join("rootcast.toml");
+                std::fs::write(&config, rootcast_config(&secret, &key))?;
+                target.hmac_secret = Some(secret);
+                target.api_key = Some(key);
+                if !launch.rootcast_bin.exists() {
+                    bail!(
+                        "no rootcast binary at {} (build it with `cargo build --release --bin rootcast` or pass --rootcast-bin)",
+                        launch.rootcast_bin.display()
+                    );
+                }
+                let mut command = server_command(launch, &launch.rootcast_bin);
+                command
+                    .arg("serve")
+                    .arg("--config")
+                    .arg(&config)
+                    .current_dir(&dir);
+                (command, "rootcast listening on http://")
+            }
+            Kind::Floor => {
+                let mut command = server_command(launch, &std::env::current_exe()?);
+                command.args(["floor", "--listen", "127.0.0.1:0"]);
+                (command, LISTENING)
+            }
+            Kind::Nats => {
+                let config = dir.join("nats.conf");
+                std::fs::write(&config, NATS_CONFIG)?;
+                let mut command = server_command(launch, &launch.nats_bin);
+                command.arg("-c").arg(&config);
+                (command, "Listening for websocket clients on ws://")
+            }
+        };
+        let (pid, address) = spawn_and_find(command, marker, kind.name(), launch.verbose)?;
+        target.pid = Some(pid);
+        target.address = address;
+        Ok(target)
+    }
+}
+
+fn server_command(launch: &Launch, program: &Path) -> Command {
+    match launch.core {
+        Some(core) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", &core.to_string()]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+/// A configuration for `rootcast serve`: the default namespaces `rootcast serve` needs
+/// (`sys`, `unit`, `ack`) plus `bench`, which any authenticated client may subscribe to and
+/// which keeps no history and no presence; a store in memory; ports chosen by the kernel.
+fn rootcast_config(secret: &str, api_key: &str) -> String {
+    format!(
+        r#"[http]
+address = "127.0.0.1:0"
+[log]
+level = "warn"
+[client.token]
+hmac_secret_key = "{secret}"
+[http_api]
+key = "{api_key}"
+[store]
+url = "sqlite::memory:"
+[relay]
+udp_bind = "127.0.0.1:0"
+[[channel.namespaces]]
+name = "sys"
+allow_subscribe_for_client = true
+allow_subscribe_for_anonymous = true
+[[channel.namespaces]]
+name = "unit"
+presence = true
+protected = true
+[[channel.namespaces]]
+name = "ack"
+protected = true
+[[channel.namespaces]]
+name = "bench"
+allow_subscribe_for_client = true
+"#
+    )
+}
+
+/// nats-server with a WebSocket listener on a port the kernel chooses; its client port is
+/// random too, so it never meets the instance on 4222.
+const NATS_CONFIG: &str = r#"host: "127.0.0.1"
+port: -1
+max_connections: 100000
+websocket {
+  listen: "127.0.0.1:-1"
+  no_tls: true
+}
+"#;
+
+/// Starts `command` and waits (at most 30 s) for a line of its output holding `marker`
+/// followed by its address.
+fn spawn_and_find(
+    mut command: Command,
+    marker: &str,
+    name: &'static str,
+    verbose: bool,
+) -> anyhow::Result<(u32, SocketAddr)> {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {name}: {command:?}"))?;
+    let (tx, rx) = mpsc::channel::<String>();
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if verbose {
+                    eprintln!("[{name}] {line}");
+                }
+                let _ = tx.send(line);
+            }
+        });
+    }
+    drop(tx);
+    // Its standard input stays open as long as the child is registered (the floor exits
+    // when it closes).
+    let pid = children::register(name, child);
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(at) = line.find(marker) {
+                    let rest = &line[at + marker.len()..];
+                    let address = rest.split(['/', ' ']).next().unwrap_or_default();
+                    if let Ok(address) = address.parse::<SocketAddr>() {
+                        return Ok((pid, address));
+                    }
+                }
+                seen.push(line);
+            }
+            Err(_) => {
+                children::kill(pid);
+                let tail = seen[seen.len().saturating_sub(15)..].join("\n  ");
+                bail!(
+                    "{name} did not start (no {marker:?} line within 30 s); its output:\n  {tail}"
+                );
+            }
+        }
+    }
+}
+
+impl Target {
+    /// rootcast only: the server's own count of connections it closed, by code (from
+    /// `rootcast_disconnects_total` of `GET /metrics`), e.g. `{"3008": 10}` for slow
+    /// clients. `None` for other servers or when the metrics cannot be read.
+    pub fn rootcast_disconnects(&self) -> Option<BTreeMap<String, u64>> {
+        if self.kind != Kind::Rootcast {
+            return None;
+        }
+        let mut stream = TcpStream::connect_timeout(&self.address, Duration::from_secs(5)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.address
+        )
+        .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        Some(parse_disconnects(&text))
+    }
+}
+
+/// `rootcast_disconnects_total{code="3008"} 10` → `{"3008": 10}`.
+fn parse_disconnects(metrics: &str) -> BTreeMap<String, u64> {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("rootcast_disconnects_total{")?;
+            let (labels, value) = rest.split_once("} ")?;
+            let code = labels.split("code=\"").nth(1)?.split('"').next()?;
+            Some((code.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn disconnect_counts_are_read_from_the_metrics_text() {
+        let text = "# HELP x\nrootcast_disconnects_total{code=\"3008\"} 10\nrootcast_disconnects_total{code=\"3012\"} 2\nrootcast_connections 5\n";
+        let parsed = super::parse_disconnects(text);
+        assert_eq!(parsed.get("3008"), Some(&10));
+        assert_eq!(parsed.get("3012"), Some(&2));
+        assert_eq!(parsed.len(), 2);
+    }
+}
