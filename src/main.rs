@@ -327,6 +327,7 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
 
     println!("rootcast listening on http://{address}");
     println!("  web page    http://{address}/");
+    println!("  directives  http://{address}/console (moderators), http://{address}/inbox (units)");
     println!("  websocket   ws://{address}/connection/websocket");
     println!("  server API  http://{address}/api/<method>");
     println!("  metrics     http://{address}/metrics");

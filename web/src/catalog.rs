@@ -41,6 +41,8 @@ pub(crate) const PAGES: &[(&str, EmbeddedFile)] = &[
     ("/", embed!("pages", "live-state.html")),
     ("/publish", embed!("pages", "publish.html")),
     ("/watch", embed!("pages", "watch.html")),
+    ("/console", embed!("pages", "console.html")),
+    ("/inbox", embed!("pages", "inbox.html")),
 ];
 
 /// Files served at `/static/<name>` (scripts, styles, images), from `web/static/`.
@@ -54,6 +56,14 @@ pub(crate) const STATIC_FILES: &[EmbeddedFile] = &[
     embed!("static", "publish.js"),
     embed!("static", "watch.js"),
     embed!("static", "relay.css"),
+    embed!("static", "api.js"),
+    embed!("static", "markdown.js"),
+    embed!("static", "org-tree.js"),
+    embed!("static", "directive-text.js"),
+    embed!("static", "session-ui.js"),
+    embed!("static", "console.js"),
+    embed!("static", "inbox.js"),
+    embed!("static", "directives.css"),
 ];
 
 /// `Cache-Control` for every file: the browser keeps a copy but asks again each time, and

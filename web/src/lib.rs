@@ -9,7 +9,7 @@
 //!
 //! | path | what it is |
 //! | --- | --- |
-//! | `web/pages/*.html` | pages, each served at its own route (`live-state.html` at `/`, `publish.html` at `/publish`, `watch.html` at `/watch`) |
+//! | `web/pages/*.html` | pages, each served at its own route (`live-state.html` at `/`, `publish.html` at `/publish`, `watch.html` at `/watch`, `console.html` at `/console`, `inbox.html` at `/inbox`) |
 //! | `web/static/*` | scripts, styles and images, served at `/static/<name>` |
 //! | `web/static/rootcast-client.js` | the protocol client every page uses: connect, subscribe, publish, RPC, presence, history, ping/pong, reconnect with recovery |
 //! | `web/static/i18n.js` | language choice (zh-CN / English) and number/duration formatting |
@@ -17,6 +17,10 @@
 //! | `web/static/live-state.js` | the live-state page: subscribes to `sys:stats` and renders it |
 //! | `web/static/whip-client.js` | WHIP publishing and WHEP playback against the relay (offer, answer, `DELETE`) |
 //! | `web/static/publish.js`, `watch.js`, `relay.css` | the camera publishing page and the viewer page with live `getStats()` figures |
+//! | `web/static/console.js`, `inbox.js`, `directives.css` | the moderator console (compose, tree picker, send, live acknowledgement map) and a unit's inbox (banner, receipts, acknowledge, reply) |
+//! | `web/static/api.js`, `session-ui.js`, `directive-text.js` | what the directive pages share: REST calls with the login's bearer token, the login form and badge, their zh-CN/English text |
+//! | `web/static/markdown.js` | the Markdown subset of directives, rendered by building elements (never as HTML), links only to http(s) |
+//! | `web/static/org-tree.js` | the org tree on the client: target resolution as the hub does it, per-subtree and per-level roll-up |
 //! | `src/catalog.rs` | the table of embedded files and the headers worked out once per file |
 //! | `src/serve.rs` | responses: 200, 304 for a matching `If-None-Match`, 404 |
 //!
@@ -130,6 +134,21 @@ mod tests {
         let body = String::from_utf8(body_of(response).await).unwrap();
         assert!(body.contains("<title>rootcast"), "{body}");
         assert!(body.contains("/static/live-state.js"));
+    }
+
+    #[tokio::test]
+    async fn directive_pages_are_served_with_their_scripts() {
+        for (route, script) in [("/console", "console.js"), ("/inbox", "inbox.js")] {
+            let response = get(route).await;
+            assert_eq!(response.status(), StatusCode::OK, "{route}");
+            assert!(
+                header_of(&response, header::CONTENT_SECURITY_POLICY)
+                    .contains("default-src 'self'")
+            );
+            let body = String::from_utf8(body_of(response).await).unwrap();
+            assert!(body.contains(&format!("/static/{script}")), "{route}");
+            assert!(body.contains("/static/directives.css"), "{route}");
+        }
     }
 
     #[tokio::test]

@@ -100,3 +100,21 @@ export function formatDuration(totalSeconds, lang) {
   }
   return parts.slice(0, 2).join(units.sep);
 }
+
+/** A moment (ms since the epoch) as a short local date and time: "2026-11-29 08:15". */
+export function formatDateTime(ms, lang) {
+  if (ms == null || !Number.isFinite(ms)) return "—";
+  return new Intl.DateTimeFormat(lang, {
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    hour12: false,
+  }).format(new Date(ms));
+}
+
+/** A share 0…1 as a whole percentage: "42%". */
+export function formatPercent(fraction, lang) {
+  return new Intl.NumberFormat(lang, { style: "percent", maximumFractionDigits: 0 }).format(fraction || 0);
+}
