@@ -12,6 +12,7 @@
 #   - Debian packages (apt-get; as root, or through sudo): nodejs/npm when `node` is
 #     missing, chromium (browser tests drive /usr/bin/chromium with playwright-core),
 #     iproute2 (the relay's browser test makes a private network namespace with `ip netns`),
+#     nftables (the relay's loss test drops packets with `nft` inside such a namespace),
 #     python3-venv/python3-pip when python3 can't make a venv;
 #   - npm packages from tests/package-lock.json into tests/node_modules (`npm ci`), again
 #     only when the lockfile changed since the last install;
@@ -146,6 +147,10 @@ install_system_packages() {
     # The relay's browser test runs Chromium and the server in a private network namespace.
     if ! command -v ip >/dev/null 2>&1; then
         pkgs+=(iproute2)
+    fi
+    # The relay's loss test drops packets with an nftables rule inside its namespace.
+    if ! command -v nft >/dev/null 2>&1 && [ ! -x /usr/sbin/nft ]; then
+        pkgs+=(nftables)
     fi
     if ! venv_python >/dev/null; then
         pkgs+=(python3 python3-venv python3-pip)

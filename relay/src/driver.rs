@@ -13,6 +13,7 @@
 //! | viewer `Event::Connected` | `add_viewer` (random RTP bases; asks for a keyframe) |
 //! | viewer `Event::KeyframeRequest` | `handle_viewer_keyframe_request` |
 //! | viewer `Event::EgressBitrateEstimate` | `set_viewer_estimate` |
+//! | viewer `Event::MediaEgressStats` (1 s) | none: NACKs received and packets sent, for [`StreamStats`] (str0m resends by itself) |
 //! | `poll_keyframe_request()` | publisher `StreamRx::request_keyframe` for the layer's RID |
 //! | `poll_timeout()` | `handle_timeout(now)` when due |
 //! | ICE not connected in time, disconnected past the grace, `Closed`, DELETE | `remove_viewer` / `publisher_left`, and every map entry of the peer removed |
@@ -61,7 +62,7 @@ use crate::forwarder::{
 };
 use crate::hooks::RelayHooks;
 use crate::keyframes::KeyframeKind;
-use crate::layers::ViewerPreference;
+use crate::layers::{LayerChoice, ViewerPreference};
 use crate::packet::{Codec, InboundPacket, LayerId, MediaKind, PacketHeader};
 use crate::report::ViewerCounts;
 use crate::sdp_checks::{self, OfferRole, OfferSummary, SdpProblem, SectionKind};
@@ -99,13 +100,15 @@ pub enum RelayError {
     PreconditionFailed,
     /// 400: a `PATCH` fragment the relay cannot use.
     BadFragment(String),
+    /// 400: a layer choice the stream cannot serve (an unknown RID).
+    BadLayer(String),
 }
 
 impl RelayError {
     /// The HTTP status code for this error.
     pub fn status(&self) -> u16 {
         match self {
-            RelayError::BadSdp(_) | RelayError::BadFragment(_) => 400,
+            RelayError::BadSdp(_) | RelayError::BadFragment(_) | RelayError::BadLayer(_) => 400,
             RelayError::PreconditionFailed => 412,
             RelayError::UnsupportedCodec(_) => 422,
             RelayError::NoPublisher | RelayError::UnknownSession => 404,
@@ -130,6 +133,7 @@ impl fmt::Display for RelayError {
                 "If-Match does not match the session's current entity tag (ETag)"
             ),
             RelayError::BadFragment(why) => write!(f, "{why}"),
+            RelayError::BadLayer(why) => write!(f, "{why}"),
         }
     }
 }
@@ -173,6 +177,23 @@ pub enum PatchOutcome {
     },
 }
 
+/// A viewer's layer state (the WHEP layer route's answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerStatus {
+    /// What the viewer asked for (`Auto` until it asks).
+    pub preference: ViewerPreference,
+    /// Whether the viewer's ICE and DTLS are up (it is in the forwarder).
+    pub joined: bool,
+    /// The layer the viewer should get.
+    pub target: Option<LayerId>,
+    /// The layer the viewer is getting.
+    pub current: Option<LayerId>,
+    /// The last bandwidth estimate (bits per second).
+    pub estimate_bps: Option<u64>,
+    /// Live layers: rank, the publisher's RID (if simulcast), bitrate (bits per second).
+    pub available: Vec<(LayerId, Option<String>, u64)>,
+}
+
 /// A snapshot of the relay for stats and tests.
 #[derive(Debug, Clone, Default)]
 pub struct RelayStats {
@@ -199,6 +220,12 @@ pub struct StreamStats {
     pub forwarder_viewers: usize,
     /// The core's counters.
     pub counters: Counters,
+    /// RTCP NACK messages the stream's current viewers sent (str0m's count, at most a
+    /// second old). str0m answers them itself, from each viewer's `StreamTx` RTX cache.
+    pub viewer_nacks: u64,
+    /// Packets str0m retransmitted (RTX) to the current viewers: what it sent beyond the
+    /// relay's writes, at its last report (a lower bound; at most a second old).
+    pub viewer_resends: u64,
 }
 
 /// The handle to a running relay: cheap to clone; every clone talks to the same driver task.
@@ -425,6 +452,39 @@ impl RelayHandle {
         .await?
     }
 
+    /// Sets a WHEP viewer's layer preference (the layer route): a layer, a publisher RID,
+    /// automatic, or audio only. Takes effect at once; a switch to a video layer asks the
+    /// publisher for a keyframe of it. A viewer not yet connected keeps the choice for when
+    /// it is. [`RelayError::UnknownSession`] for no such viewer, [`RelayError::BadLayer`]
+    /// for a RID the publisher does not send.
+    pub async fn set_layer(
+        &self,
+        stream: &str,
+        session: &str,
+        choice: LayerChoice,
+    ) -> Result<LayerStatus, RelayError> {
+        self.ask(|reply| Command::SetLayer {
+            key: SessionRef::new(OfferRole::View, stream, session),
+            choice: Some(choice),
+            reply,
+        })
+        .await?
+    }
+
+    /// A WHEP viewer's layer state.
+    pub async fn layer_status(
+        &self,
+        stream: &str,
+        session: &str,
+    ) -> Result<LayerStatus, RelayError> {
+        self.ask(|reply| Command::SetLayer {
+            key: SessionRef::new(OfferRole::View, stream, session),
+            choice: None,
+            reply,
+        })
+        .await?
+    }
+
     /// A snapshot of peers, streams and counters.
     pub async fn stats(&self) -> Result<RelayStats, RelayError> {
         self.ask(|reply| Command::Stats { reply }).await
@@ -457,7 +517,10 @@ impl RelayHandle {
             .enable_vp8(true)
             .enable_h264(true);
         if role == OfferRole::View {
-            builder = builder.enable_bwe(Some(Bitrate::bps(config.initial_viewer_bitrate_bps)));
+            builder = builder
+                .enable_bwe(Some(Bitrate::bps(config.initial_viewer_bitrate_bps)))
+                // `Event::MediaEgressStats`: NACKs received and packets sent (`Egress`).
+                .set_stats_interval(Some(Duration::from_secs(1)));
         }
         // str0m's SDP parser and negotiation are not ours: a panic on hostile input must
         // become a 400, not a dead handler.
@@ -554,6 +617,12 @@ enum Command {
     Stats {
         reply: oneshot::Sender<RelayStats>,
     },
+    /// Sets (`Some`) or reads (`None`) a viewer's layer preference.
+    SetLayer {
+        key: SessionRef,
+        choice: Option<LayerChoice>,
+        reply: oneshot::Sender<Result<LayerStatus, RelayError>>,
+    },
     Shutdown,
 }
 
@@ -601,12 +670,38 @@ struct Publisher {
 
 struct Viewer {
     joined: bool,
+    /// The layer preference (applied at `add_viewer`, then kept in step with the core's).
+    preference: ViewerPreference,
     /// The offer's `a=rtpmap` entries per mid (payload type, lower-case codec name).
     offered: HashMap<Mid, Vec<(u8, String)>>,
     audio_mid: Option<Mid>,
     video_mid: Option<Mid>,
     /// Publisher payload type → this viewer's payload type.
     pts: HashMap<u8, Pt>,
+    /// Per mid: what str0m sent and the NACKs it got (its stats events), for [`StreamStats`].
+    egress: HashMap<Mid, Egress>,
+}
+
+/// One viewer mid's egress figures. str0m answers the viewer's NACKs itself (RTX from the
+/// `StreamTx` cache) and does not expose resends; they are what it sent beyond our writes.
+#[derive(Debug, Default, Clone, Copy)]
+struct Egress {
+    /// Packets written to str0m (`write_rtp`).
+    written: u64,
+    /// `written` when str0m's last `MediaEgressStats` came.
+    written_at_report: u64,
+    /// str0m: RTP packets sent, retransmissions included (last report).
+    sent: u64,
+    /// str0m: RTCP NACK feedback messages received (last report).
+    nacks: u64,
+}
+
+impl Egress {
+    /// Retransmissions as of the last report (packets still queued in str0m's pacer at
+    /// that moment make this an underestimate, never an overestimate).
+    fn resends(&self) -> u64 {
+        self.sent.saturating_sub(self.written_at_report)
+    }
 }
 
 struct Stream {
@@ -994,6 +1089,14 @@ impl Driver {
                                 }
                             }
                         }
+                        Event::MediaEgressStats(s) => {
+                            if let Role::Viewer(v) = &mut peer.role {
+                                let e = v.egress.entry(s.mid).or_default();
+                                e.sent = s.packets;
+                                e.nacks = s.nacks;
+                                e.written_at_report = e.written;
+                            }
+                        }
                         Event::EgressBitrateEstimate(bwe) => {
                             if let (Role::Viewer(v), Some(stream)) = (&peer.role, stream) {
                                 let estimate = match bwe {
@@ -1049,7 +1152,7 @@ impl Driver {
         };
         let mut rng = rand::rng();
         let options = ViewerOptions {
-            preference: ViewerPreference::Auto,
+            preference: viewer.preference,
             initial_estimate_bps: Some(self.shared.config.initial_viewer_bitrate_bps),
             audio: RtpBase {
                 // Below 2^15 so the extended numbers stay far from a roll-over at the start.
@@ -1085,7 +1188,7 @@ impl Driver {
             let Some(peer) = self.peers.get_mut(&key) else {
                 continue;
             };
-            let Role::Viewer(viewer) = &peer.role else {
+            let Role::Viewer(viewer) = &mut peer.role else {
                 continue;
             };
             let mid = match f.kind {
@@ -1110,6 +1213,7 @@ impl Driver {
                 .marker(f.marker)
                 .nackable(true),
             );
+            viewer.egress.entry(mid).or_default().written += 1;
             self.dirty.insert(key);
         }
     }
@@ -1143,6 +1247,11 @@ impl Driver {
             };
             if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, rid) {
                 rx.request_keyframe(kind);
+                // str0m 0.24 builds the PLI/FIR in its next `handle_timeout` (up to the TWCC
+                // interval, 50 ms, or an RTCP interval away). A join waits on it (R2): make
+                // the peer's timeout due now (its creation time is in the past), so the next
+                // `drive` feeds `Input::Timeout` at once. 0.25 does this itself (#1081).
+                peer.timeout = peer.timeout.min(peer.created);
                 self.dirty.insert(key);
             }
         }
@@ -1344,6 +1453,10 @@ impl Driver {
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
             }
+            Command::SetLayer { key, choice, reply } => {
+                let result = self.set_layer(now, &key, choice);
+                let _ = reply.send(result);
+            }
             Command::Shutdown => {}
         }
     }
@@ -1358,6 +1471,102 @@ impl Driver {
         (role_matches && *peer.stream == *r.stream).then_some(key)
     }
 
+    /// Applies (`Some`) or reads (`None`) a viewer's layer choice (see
+    /// [`RelayHandle::set_layer`]).
+    fn set_layer(
+        &mut self,
+        now: Instant,
+        key: &SessionRef,
+        choice: Option<LayerChoice>,
+    ) -> Result<LayerStatus, RelayError> {
+        let k = self.find(key).ok_or(RelayError::UnknownSession)?;
+        let name = self
+            .peers
+            .get(&k)
+            .ok_or(RelayError::UnknownSession)?
+            .stream
+            .clone();
+        let stream = self
+            .streams
+            .get_mut(&name)
+            .ok_or(RelayError::UnknownSession)?;
+        // The publisher's RIDs, by layer.
+        let rids: Vec<(String, LayerId)> = stream
+            .publisher
+            .and_then(|p| self.peers.get(&p))
+            .and_then(|p| match &p.role {
+                Role::Publisher(p) => Some(
+                    p.rid_layers
+                        .iter()
+                        .map(|(r, l)| (r.to_string(), *l))
+                        .collect(),
+                ),
+                Role::Viewer(_) => None,
+            })
+            .unwrap_or_default();
+        let Some(Peer {
+            role: Role::Viewer(viewer),
+            ..
+        }) = self.peers.get_mut(&k)
+        else {
+            return Err(RelayError::UnknownSession);
+        };
+        if let Some(choice) = choice {
+            let by_rid: Vec<(&str, LayerId)> = rids.iter().map(|(r, l)| (r.as_str(), *l)).collect();
+            let preference = choice.resolve(&by_rid).ok_or_else(|| {
+                RelayError::BadLayer(format!(
+                    "the publisher sends no encoding with that RID (it sends: {})",
+                    if by_rid.is_empty() {
+                        "no simulcast".to_string()
+                    } else {
+                        rids.iter()
+                            .map(|(r, _)| r.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ))
+            })?;
+            viewer.preference = preference;
+            if viewer.joined {
+                let _ = stream
+                    .forwarder
+                    .set_viewer_preference(now, ViewerId(k), preference);
+            }
+        }
+        let status = stream.forwarder.viewer_status(ViewerId(k));
+        let available = stream
+            .forwarder
+            .availability()
+            .live()
+            .map(|(l, rate)| {
+                let rid = rids.iter().find(|(_, rl)| *rl == l).map(|(r, _)| r.clone());
+                (l, rid, rate)
+            })
+            .collect();
+        let answer = LayerStatus {
+            preference: viewer.preference,
+            joined: viewer.joined,
+            target: status.and_then(|s| s.target_layer),
+            current: status.and_then(|s| s.current_layer),
+            estimate_bps: status.and_then(|s| s.estimate_bps),
+            available,
+        };
+        // A switch may have asked for a keyframe: hand it to the publisher now.
+        self.keyframe_requests(&name);
+        Ok(answer)
+    }
+
+    /// Sums `figure` over the egress of `stream`'s viewers.
+    fn viewer_egress(&self, stream: &Stream, figure: impl Fn(&Egress) -> u64) -> u64 {
+        let viewers = stream.viewers.iter().filter_map(|k| self.peers.get(k));
+        viewers
+            .filter_map(|p| match &p.role {
+                Role::Viewer(v) => Some(v.egress.values().map(&figure).sum::<u64>()),
+                Role::Publisher(_) => None,
+            })
+            .sum()
+    }
+
     fn stats(&self) -> RelayStats {
         let mut streams: Vec<StreamStats> = self
             .streams
@@ -1368,6 +1577,8 @@ impl Driver {
                 viewer_sessions: s.viewers.len(),
                 forwarder_viewers: s.forwarder.viewer_count(),
                 counters: s.forwarder.counters(),
+                viewer_nacks: self.viewer_egress(s, |e| e.nacks),
+                viewer_resends: self.viewer_egress(s, Egress::resends),
             })
             .collect();
         streams.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1483,7 +1694,7 @@ impl Driver {
 impl Stream {
     fn new() -> Stream {
         Stream {
-            forwarder: StreamForwarder::new(ForwarderConfig::default()),
+            forwarder: StreamForwarder::new(forwarder_config()),
             publisher: None,
             params: Vec::new(),
             viewers: HashSet::new(),
@@ -1491,6 +1702,15 @@ impl Stream {
             connected_viewers: 0,
         }
     }
+}
+
+/// The core's tuning in the relay: the defaults, plus the fast start (R2): an automatic
+/// viewer starts on the lowest live layer (the smallest keyframe: encoded, paced and decoded
+/// soonest) and moves to its estimate's layer after a second.
+fn forwarder_config() -> ForwarderConfig {
+    let mut config = ForwarderConfig::default();
+    config.selector.start_lowest = Some(Duration::from_secs(1));
+    config
 }
 
 fn kind_of(kind: SectionKind) -> Option<MediaKind> {
@@ -1633,10 +1853,12 @@ impl Viewer {
     fn new(rtc: &Rtc, summary: &OfferSummary) -> Viewer {
         let mut viewer = Viewer {
             joined: false,
+            preference: ViewerPreference::Auto,
             offered: HashMap::new(),
             audio_mid: None,
             video_mid: None,
             pts: HashMap::new(),
+            egress: HashMap::new(),
         };
         for section in summary.usable(OfferRole::View) {
             let mid = Mid::from(section.mid.as_str());

@@ -749,3 +749,244 @@ impl StreamForwarder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The viewer layer override (the WHEP layer route) in simulated time: pin, audio only,
+    //! back to auto; every switch asks for a keyframe of the new layer and keeps the viewer's
+    //! numbering continuous.
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::packet::{Codec, PacketHeader};
+
+    /// Three video layers and audio; every layer sends a keyframe only when asked.
+    struct Pub {
+        seq: [u16; 4],
+        ts: [u32; 4],
+        want_key: [bool; 3],
+    }
+
+    fn vp8(keyframe: bool) -> Arc<[u8]> {
+        let mut p = vec![0x90, 0x80, 0x81, 0x02, if keyframe { 0x10 } else { 0x11 }];
+        p.extend_from_slice(&[0x02, 0x00, 0x9d, 0x01, 0x2a]);
+        p.extend_from_slice(&[0u8; 300]);
+        Arc::from(p)
+    }
+
+    impl Pub {
+        fn packet(&mut self, i: usize, keyframe: bool) -> InboundPacket {
+            let (kind, layer, codec, payload) = if i == 3 {
+                let p: Arc<[u8]> = Arc::from(vec![0xfc, 0xff, 0xfe]);
+                (MediaKind::Audio, LayerId::LOW, Codec::Opus, p)
+            } else {
+                let l = LayerId::new(i as u8).unwrap();
+                (MediaKind::Video, l, Codec::Vp8, vp8(keyframe))
+            };
+            let header = PacketHeader {
+                ssrc: 1000 + i as u32,
+                seq: self.seq[i],
+                timestamp: self.ts[i],
+                marker: true,
+                payload_type: if i == 3 { 111 } else { 96 },
+            };
+            self.seq[i] = self.seq[i].wrapping_add(1);
+            self.ts[i] = self.ts[i].wrapping_add(if i == 3 { 960 } else { 3000 });
+            InboundPacket::new(kind, layer, codec, header, payload)
+        }
+    }
+
+    struct Sim {
+        f: StreamForwarder,
+        p: Pub,
+        t0: Instant,
+        ms: u64,
+        out: Vec<Forward>,
+        requests: Vec<(u64, KeyframeRequest)>,
+    }
+
+    impl Sim {
+        fn new() -> Sim {
+            Sim {
+                f: StreamForwarder::new(ForwarderConfig::default()),
+                p: Pub {
+                    seq: [100, 30_000, 65_000, 7],
+                    ts: [1, 2, 3, 4],
+                    want_key: [true; 3],
+                },
+                t0: Instant::now(),
+                ms: 0,
+                out: Vec::new(),
+                requests: Vec::new(),
+            }
+        }
+
+        fn now(&self) -> Instant {
+            self.t0 + Duration::from_millis(self.ms)
+        }
+
+        /// Runs 10 ms steps until `until` ms: audio every 20 ms, a frame per layer every
+        /// 30 ms, a keyframe on a layer that was asked for one.
+        fn run(&mut self, until: u64) {
+            while self.ms < until {
+                self.ms += 10;
+                let now = self.now();
+                if self.f.poll_timeout().is_some_and(|t| t <= now) {
+                    self.f.handle_timeout(now);
+                }
+                while let Some(r) = self.f.poll_keyframe_request() {
+                    self.requests.push((self.ms, r));
+                    self.p.want_key[r.layer.index()] = true;
+                }
+                let mut packets = Vec::new();
+                if self.ms % 20 == 0 {
+                    packets.push(self.p.packet(3, false));
+                }
+                if self.ms % 30 == 0 {
+                    for i in 0..3 {
+                        let key = std::mem::take(&mut self.p.want_key[i]);
+                        packets.push(self.p.packet(i, key));
+                    }
+                }
+                for p in packets {
+                    self.f.handle_publisher_packet(now, &p, &mut self.out);
+                }
+            }
+        }
+
+        fn status(&self, v: ViewerId) -> ViewerStatus {
+            self.f.viewer_status(v).unwrap()
+        }
+
+        fn set(&mut self, v: ViewerId, p: ViewerPreference) {
+            let now = self.now();
+            self.f.set_viewer_preference(now, v, p).unwrap();
+            while let Some(r) = self.f.poll_keyframe_request() {
+                self.requests.push((self.ms, r));
+                self.p.want_key[r.layer.index()] = true;
+            }
+        }
+
+        fn kind(&self, v: ViewerId, kind: MediaKind) -> Vec<&Forward> {
+            self.out
+                .iter()
+                .filter(|f| f.viewer == v && f.kind == kind)
+                .collect()
+        }
+
+        fn asked_since(&self, ms: u64, layer: LayerId) -> bool {
+            self.requests
+                .iter()
+                .any(|(at, r)| *at >= ms && r.layer == layer)
+        }
+    }
+
+    fn continuous(ws: &[&Forward]) {
+        for pair in ws.windows(2) {
+            assert_eq!(pair[1].seq, pair[0].seq + 1, "sequence numbers continue");
+            let step = pair[1].timestamp.wrapping_sub(pair[0].timestamp) as i32;
+            assert!(step >= 0, "timestamps never go back ({step})");
+        }
+    }
+
+    #[test]
+    fn pinning_switches_at_a_requested_keyframe_and_audio_only_stops_video() {
+        let mut s = Sim::new();
+        s.run(200);
+        let v = ViewerId(1);
+        let options = ViewerOptions {
+            initial_estimate_bps: Some(5_000_000),
+            ..ViewerOptions::default()
+        };
+        s.f.add_viewer(s.now(), v, options).unwrap();
+        s.run(400);
+        assert_eq!(
+            s.status(v).current_layer,
+            Some(LayerId::HIGH),
+            "auto: best fit"
+        );
+
+        // Pin LOW: a keyframe request for LOW, the switch at its keyframe.
+        let at = s.ms;
+        s.set(v, ViewerPreference::Pin(LayerId::LOW));
+        assert!(s.asked_since(at, LayerId::LOW), "{:?}", s.requests);
+        assert_eq!(s.status(v).target_layer, Some(LayerId::LOW));
+        s.run(at + 100);
+        assert_eq!(s.status(v).current_layer, Some(LayerId::LOW));
+        // The pin holds whatever the estimate says.
+        let now = s.now();
+        s.f.set_viewer_estimate(now, v, 10_000_000).unwrap();
+        s.run(at + 2_000);
+        assert_eq!(s.status(v).current_layer, Some(LayerId::LOW));
+
+        // Pin HIGH again.
+        let at = s.ms;
+        s.set(v, ViewerPreference::Pin(LayerId::HIGH));
+        assert!(s.asked_since(at, LayerId::HIGH), "{:?}", s.requests);
+        s.run(at + 100);
+        assert_eq!(s.status(v).current_layer, Some(LayerId::HIGH));
+
+        // Audio only: no video at all, audio goes on.
+        s.set(v, ViewerPreference::AudioOnly);
+        let status = s.status(v);
+        assert_eq!((status.target_layer, status.current_layer), (None, None));
+        assert!(!status.waiting_for_keyframe);
+        let video = s.kind(v, MediaKind::Video).len();
+        let audio = s.kind(v, MediaKind::Audio).len();
+        let at = s.ms;
+        s.run(at + 1_000);
+        assert_eq!(s.kind(v, MediaKind::Video).len(), video, "no video packets");
+        assert!(
+            s.kind(v, MediaKind::Audio).len() >= audio + 45,
+            "audio continues"
+        );
+        assert!(
+            !s.requests.iter().any(|(t, _)| *t > at),
+            "no keyframe requests while audio only"
+        );
+
+        // Back to auto: video again, from a requested keyframe of the estimate's layer.
+        let at = s.ms;
+        s.set(v, ViewerPreference::Auto);
+        assert_eq!(s.status(v).target_layer, Some(LayerId::HIGH));
+        assert!(s.asked_since(at, LayerId::HIGH));
+        s.run(at + 100);
+        assert_eq!(s.status(v).current_layer, Some(LayerId::HIGH));
+
+        let video = s.kind(v, MediaKind::Video);
+        continuous(&video);
+        continuous(&s.kind(v, MediaKind::Audio));
+        // Every segment starts with a keyframe.
+        assert_eq!(s.f.counters().layer_switches, 4);
+    }
+
+    #[test]
+    fn a_preference_set_before_joining_applies_at_join() {
+        let mut s = Sim::new();
+        s.run(200);
+        let v = ViewerId(7);
+        let options = ViewerOptions {
+            preference: ViewerPreference::Pin(LayerId::MID),
+            initial_estimate_bps: Some(100_000),
+            ..ViewerOptions::default()
+        };
+        let at = s.ms;
+        s.f.add_viewer(s.now(), v, options).unwrap();
+        assert_eq!(s.status(v).target_layer, Some(LayerId::MID));
+        while let Some(r) = s.f.poll_keyframe_request() {
+            s.requests.push((s.ms, r));
+            s.p.want_key[r.layer.index()] = true;
+        }
+        assert!(
+            s.asked_since(at, LayerId::MID),
+            "a join asks for its layer's keyframe"
+        );
+        s.run(at + 100);
+        assert_eq!(s.status(v).current_layer, Some(LayerId::MID));
+        assert!(
+            s.f.set_viewer_preference(s.now(), ViewerId(8), ViewerPreference::Auto)
+                .is_err()
+        );
+    }
+}

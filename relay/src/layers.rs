@@ -38,6 +38,70 @@ pub enum ViewerPreference {
     AudioOnly,
 }
 
+/// What a viewer asks for over HTTP (the WHEP layer route), before the driver resolves it to
+/// a [`ViewerPreference`]: a layer by rank, a publisher's RID (`encodingId`), automatic, or
+/// audio only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerChoice {
+    /// [`ViewerPreference::Auto`].
+    Auto,
+    /// [`ViewerPreference::AudioOnly`].
+    AudioOnly,
+    /// [`ViewerPreference::Pin`] of a rank.
+    Layer(LayerId),
+    /// [`ViewerPreference::Pin`] of the layer the publisher sends with this RID.
+    Encoding(String),
+}
+
+impl LayerChoice {
+    /// Parses a layer name: `auto`, `audio` (or `none`), `low`/`q`/`l`/`0`,
+    /// `medium`/`mid`/`h`/`m`/`1`, `high`/`f`/`2`. The single letters are the conventional
+    /// RIDs (`q/h/f`) the publish page sends; `h` is the **middle** layer, as in `q/h/f`.
+    pub fn from_name(name: &str) -> Option<LayerChoice> {
+        Some(match name {
+            "auto" => LayerChoice::Auto,
+            "audio" | "none" => LayerChoice::AudioOnly,
+            "low" | "q" | "l" | "0" => LayerChoice::Layer(LayerId::LOW),
+            "medium" | "mid" | "h" | "m" | "1" => LayerChoice::Layer(LayerId::MID),
+            "high" | "f" | "2" => LayerChoice::Layer(LayerId::HIGH),
+            _ => return None,
+        })
+    }
+
+    /// The preference, given the publisher's RID → layer map (`None`: no such RID).
+    pub fn resolve(&self, rid_layers: &[(&str, LayerId)]) -> Option<ViewerPreference> {
+        Some(match self {
+            LayerChoice::Auto => ViewerPreference::Auto,
+            LayerChoice::AudioOnly => ViewerPreference::AudioOnly,
+            LayerChoice::Layer(l) => ViewerPreference::Pin(*l),
+            LayerChoice::Encoding(rid) => {
+                let (_, layer) = rid_layers.iter().find(|(r, _)| r == rid)?;
+                ViewerPreference::Pin(*layer)
+            }
+        })
+    }
+}
+
+impl ViewerPreference {
+    /// The name used by the WHEP layer route: `auto`, `audio`, `low`, `medium`, `high`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ViewerPreference::Auto => "auto",
+            ViewerPreference::AudioOnly => "audio",
+            ViewerPreference::Pin(l) => layer_name(l),
+        }
+    }
+}
+
+/// `low`, `medium` or `high`.
+pub fn layer_name(layer: LayerId) -> &'static str {
+    match layer.index() {
+        0 => "low",
+        1 => "medium",
+        _ => "high",
+    }
+}
+
 /// Which layers are live, and their bitrates in bits per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LayerAvailability {
@@ -104,6 +168,11 @@ pub struct SelectorConfig {
     pub upgrade_hold: Duration,
     /// ... and not within this long after a downgrade (4 s by default).
     pub upgrade_cooldown: Duration,
+    /// Fast start (R2): `Some(d)` starts an automatic viewer on the **lowest** live layer —
+    /// its keyframe is the smallest, so it is encoded, paced and decoded soonest — and moves
+    /// it to the layer its estimate chose after `d` (no headroom needed for that move).
+    /// `None` (the default) starts on the estimate's layer at once.
+    pub start_lowest: Option<Duration>,
 }
 
 impl Default for SelectorConfig {
@@ -112,6 +181,7 @@ impl Default for SelectorConfig {
             up_headroom_percent: 125,
             upgrade_hold: Duration::from_secs(1),
             upgrade_cooldown: Duration::from_secs(4),
+            start_lowest: None,
         }
     }
 }
@@ -126,6 +196,10 @@ pub struct LayerSelector {
     /// Since when an upgrade has been possible without interruption.
     upgrade_possible_since: Option<Instant>,
     last_downgrade: Option<Instant>,
+    /// Fast start: the layer the estimate chose at join, and when to move there.
+    join_target: Option<(LayerId, Instant)>,
+    /// Whether the selector has had a target yet (fast start applies only before).
+    started: bool,
 }
 
 impl LayerSelector {
@@ -138,6 +212,8 @@ impl LayerSelector {
             target: None,
             upgrade_possible_since: None,
             last_downgrade: None,
+            join_target: None,
+            started: false,
         }
     }
 
@@ -172,6 +248,9 @@ impl LayerSelector {
     /// When an evaluation could next change the target without new input (an upgrade hold or
     /// cooldown ending).
     pub fn next_timeout(&self) -> Option<Instant> {
+        if let Some((_, at)) = self.join_target {
+            return Some(at);
+        }
         let since = self.upgrade_possible_since?;
         let hold_end = since + self.config.upgrade_hold;
         let cooldown_end = self
@@ -195,6 +274,10 @@ impl LayerSelector {
         if new != self.target {
             self.upgrade_possible_since = None;
         }
+        if self.preference != ViewerPreference::Auto {
+            self.join_target = None;
+        }
+        self.started |= new.is_some();
         self.target = new;
         new
     }
@@ -217,13 +300,35 @@ impl LayerSelector {
         let Some(current) = current else {
             // Nothing yet, or the current layer stopped: pick at once, without headroom.
             self.upgrade_possible_since = None;
-            return match self.estimate_bps {
+            let best = match self.estimate_bps {
                 None => available.lowest(),
                 Some(est) => available
                     .best_fit(est, 100, LayerId::HIGH)
                     .or_else(|| available.lowest()),
             };
+            let lowest = available.lowest();
+            if let (Some(delay), false, Some(best)) = (self.config.start_lowest, self.started, best)
+            {
+                if lowest.is_some_and(|l| l < best) {
+                    self.join_target = Some((best, now + delay));
+                    return lowest;
+                }
+            }
+            return best;
         };
+        if let Some((join, at)) = self.join_target {
+            let fits = self
+                .estimate_bps
+                .is_none_or(|est| available.rate(join).is_some_and(|r| r <= est));
+            if !available.is_live(join) || !fits || join <= current {
+                self.join_target = None;
+            } else if now >= at {
+                self.join_target = None;
+                return Some(join);
+            } else {
+                return Some(current);
+            }
+        }
         let Some(est) = self.estimate_bps else {
             return Some(current);
         };
@@ -384,6 +489,88 @@ mod tests {
         s.set_preference(ViewerPreference::Auto);
         assert_eq!(s.evaluate(t0, &all_three()), Some(LayerId::LOW));
         assert_eq!(s.estimate(), Some(100_000));
+    }
+
+    #[test]
+    fn layer_choices_parse_and_resolve() {
+        assert_eq!(LayerChoice::from_name("auto"), Some(LayerChoice::Auto));
+        assert_eq!(
+            LayerChoice::from_name("audio"),
+            Some(LayerChoice::AudioOnly)
+        );
+        assert_eq!(
+            LayerChoice::from_name("q"),
+            Some(LayerChoice::Layer(LayerId::LOW))
+        );
+        assert_eq!(
+            LayerChoice::from_name("h"),
+            Some(LayerChoice::Layer(LayerId::MID))
+        );
+        assert_eq!(
+            LayerChoice::from_name("high"),
+            Some(LayerChoice::Layer(LayerId::HIGH))
+        );
+        assert_eq!(LayerChoice::from_name("ultra"), None);
+        assert_eq!(LayerChoice::from_name("AUTO"), None);
+        let rids = [("a", LayerId::LOW), ("b", LayerId::HIGH)];
+        assert_eq!(
+            LayerChoice::Encoding("b".into()).resolve(&rids),
+            Some(ViewerPreference::Pin(LayerId::HIGH))
+        );
+        assert_eq!(LayerChoice::Encoding("c".into()).resolve(&rids), None);
+        assert_eq!(
+            LayerChoice::AudioOnly.resolve(&[]),
+            Some(ViewerPreference::AudioOnly)
+        );
+        for p in [
+            ViewerPreference::Auto,
+            ViewerPreference::AudioOnly,
+            ViewerPreference::Pin(LayerId::LOW),
+            ViewerPreference::Pin(LayerId::MID),
+            ViewerPreference::Pin(LayerId::HIGH),
+        ] {
+            assert_eq!(
+                LayerChoice::from_name(p.name()).unwrap().resolve(&[]),
+                Some(p)
+            );
+        }
+    }
+
+    #[test]
+    fn fast_start_begins_on_the_lowest_layer_then_moves_to_the_estimates() {
+        let t0 = Instant::now();
+        let config = SelectorConfig {
+            start_lowest: Some(SEC),
+            ..SelectorConfig::default()
+        };
+        let mut s = LayerSelector::new(config, ViewerPreference::Auto);
+        s.set_estimate(2_000_000);
+        assert_eq!(s.evaluate(t0, &all_three()), Some(LayerId::LOW));
+        assert_eq!(s.next_timeout(), Some(t0 + SEC));
+        assert_eq!(s.evaluate(t0 + 999 * MS, &all_three()), Some(LayerId::LOW));
+        // No headroom needed: the estimate chose HIGH at join.
+        assert_eq!(s.evaluate(t0 + SEC, &all_three()), Some(LayerId::HIGH));
+        assert_eq!(s.next_timeout(), None);
+        // Only at the start: a fallback later picks the best fit at once.
+        let mut paused = all_three();
+        paused.set(LayerId::HIGH, None);
+        assert_eq!(s.evaluate(t0 + 2 * SEC, &paused), Some(LayerId::MID));
+
+        // The estimate drops before the move: it goes where the estimate allows instead.
+        let mut s = LayerSelector::new(config, ViewerPreference::Auto);
+        s.set_estimate(2_000_000);
+        assert_eq!(s.evaluate(t0, &all_three()), Some(LayerId::LOW));
+        s.set_estimate(600_000);
+        assert_eq!(s.evaluate(t0 + 500 * MS, &all_three()), Some(LayerId::LOW));
+        assert_eq!(s.evaluate(t0 + SEC, &all_three()), Some(LayerId::LOW));
+
+        // A pin is not delayed; nor is an estimate that picks the lowest anyway.
+        let mut s = LayerSelector::new(config, ViewerPreference::Pin(LayerId::HIGH));
+        assert_eq!(s.evaluate(t0, &all_three()), Some(LayerId::HIGH));
+        let mut s = LayerSelector::new(config, ViewerPreference::Auto);
+        s.set_estimate(100_000);
+        assert_eq!(s.evaluate(t0, &all_three()), Some(LayerId::LOW));
+        assert_eq!(s.next_timeout(), None);
     }
 
     #[test]

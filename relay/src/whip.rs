@@ -8,6 +8,17 @@
 //! | `DELETE /whip/{stream}/{session}`, `/whep/…` | `204`; `404` for an unknown session |
 //! | `PATCH` on a session, `application/trickle-ice-sdpfrag` | trickle ICE `204`; ICE restart `200` with the relay's new fragment and a new `ETag`; `412` when `If-Match` does not match; `400` bad fragment; `404`; `415` |
 //! | `OPTIONS` on either | `204` with CORS headers (`Accept-Post: application/sdp` on the endpoint, `Accept-Patch: application/trickle-ice-sdpfrag` on a session) |
+//! | `POST /whep/{stream}/{session}/layer`, JSON `{"layer":"auto"\|"low"\|"medium"\|"high"\|"audio"}` (or `q`/`h`/`f`), or the WHEP draft's `{"encodingId":"<rid>"}` / `{}` (automatic) | `200` with the viewer's layer state as JSON; `400` bad JSON, unknown layer name or RID; `404` unknown session |
+//! | `GET /whep/{stream}/{session}/layer` | `200` with the viewer's layer state: `{"preference","joined","target","current","estimate_bps","layers":[{"layer","encodingId","bitrate_bps"}]}` |
+//!
+//! The layer route follows the WHEP draft's video layer selection extension
+//! (draft-ietf-wish-whep, `urn:ietf:params:whep:ext:core:layer`): every WHEP `201` carries
+//! `Link: </whep/{stream}/{session}/layer>; rel="urn:ietf:params:whep:ext:core:layer"`, a
+//! `POST` of `{"encodingId": rid}` pins the layer the publisher sends with that RID, `{}`
+//! returns to automatic selection, and success is `200`. Beyond the draft: `"layer"` names a
+//! layer by rank, and `"audio"` stops video for that viewer (audio-only for weak links).
+//! The draft's server-sent `layers` event is not offered; `GET` on the same URL gives the
+//! same information on request.
 //!
 //! Every `201` and the endpoint's `OPTIONS` carry one `Link: <url>; rel="ice-server"` per
 //! configured STUN/TURN URL (RFC 9725 §4.6), with `username`, `credential` and
@@ -29,8 +40,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 
-use crate::driver::{PatchOutcome, RelayError, RelayHandle};
+use crate::driver::{LayerStatus, PatchOutcome, RelayError, RelayHandle};
 use crate::hooks::{Access, AuthRejection};
+use crate::layers::{LayerChoice, layer_name};
 use crate::sdp_checks::OfferRole;
 use crate::sdpfrag;
 
@@ -51,6 +63,15 @@ pub fn router(relay: RelayHandle) -> Router {
         .route("/whep/{stream}", on(endpoint, whep_endpoint))
         .route("/whip/{stream}/{session}", on(session, whip_session))
         .route("/whep/{stream}/{session}", on(session, whep_session))
+        .route(
+            "/whep/{stream}/{session}/layer",
+            on(
+                MethodFilter::GET
+                    .or(MethodFilter::POST)
+                    .or(MethodFilter::OPTIONS),
+                whep_layer,
+            ),
+        )
         .with_state(relay)
 }
 
@@ -94,6 +115,246 @@ async fn whep_session(
 ) -> Response {
     let target = (OfferRole::View, stream, session);
     session_request(relay, target, method, headers, body).await
+}
+
+/// The `rel` of the WHEP draft's video layer selection extension.
+pub const LAYER_REL: &str = "urn:ietf:params:whep:ext:core:layer";
+
+/// Largest body of a layer request.
+const MAX_LAYER_BODY: usize = 4096;
+
+/// `GET`/`POST`/`OPTIONS` on `/whep/{stream}/{session}/layer`.
+async fn whep_layer(
+    State(relay): State<RelayHandle>,
+    method: Method,
+    Path((stream, session)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    if method == Method::OPTIONS {
+        return preflight("GET, POST, OPTIONS", "GET, POST, OPTIONS");
+    }
+    let result = if method == Method::GET {
+        relay.layer_status(&stream, &session).await
+    } else {
+        let parsed = match to_bytes(body, MAX_LAYER_BODY).await {
+            Ok(bytes) => parse_layer_request(&bytes),
+            Err(_) => Err(format!(
+                "the layer request is larger than {MAX_LAYER_BODY} bytes"
+            )),
+        };
+        match parsed {
+            Ok(choice) => relay.set_layer(&stream, &session, choice).await,
+            Err(why) => {
+                // An unknown session is 404 whatever the body.
+                return match relay
+                    .session_exists(OfferRole::View, &stream, &session)
+                    .await
+                {
+                    Ok(true) => error(StatusCode::BAD_REQUEST, why),
+                    Ok(false) => error(StatusCode::NOT_FOUND, "no such session"),
+                    Err(e) => relay_error(e),
+                };
+            }
+        }
+    };
+    match result {
+        Ok(status) => {
+            let mut response = (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                layer_status_json(&status),
+            )
+                .into_response();
+            cors(response.headers_mut());
+            response
+        }
+        Err(e) => relay_error(e),
+    }
+}
+
+/// Parses a layer request body: a JSON object with `layer` (a name, see
+/// [`LayerChoice::from_name`]) or `encodingId` (a publisher RID), or neither (automatic).
+/// `mediaId` and the draft's numeric spatial/temporal fields are accepted and ignored (the
+/// relay has one video track and no SVC). An empty body counts as `{}`.
+pub fn parse_layer_request(body: &[u8]) -> Result<LayerChoice, String> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| "the layer request is not UTF-8".to_string())?;
+    if text.trim().is_empty() {
+        return Ok(LayerChoice::Auto);
+    }
+    let fields = flat_json_object(text)?;
+    let mut layer = None;
+    let mut encoding = None;
+    for (key, value) in fields {
+        match (key.as_str(), value) {
+            ("layer", JsonValue::Str(v)) => layer = Some(v),
+            ("encodingId", JsonValue::Str(v)) => encoding = Some(v),
+            ("mediaId", JsonValue::Str(_)) => {}
+            ("layer" | "encodingId" | "mediaId", _) => {
+                return Err(format!("\"{key}\" must be a string"));
+            }
+            _ => {}
+        }
+    }
+    match (layer, encoding) {
+        (Some(_), Some(_)) => Err("give either \"layer\" or \"encodingId\", not both".into()),
+        (Some(name), None) => LayerChoice::from_name(&name)
+            .ok_or_else(|| format!("unknown layer {name:?}: use auto, low, medium, high or audio")),
+        (None, Some(rid)) if rid.is_empty() || rid.len() > 32 => {
+            Err("\"encodingId\" must be a RID of 1 to 32 characters".into())
+        }
+        (None, Some(rid)) => Ok(LayerChoice::Encoding(rid)),
+        (None, None) => Ok(LayerChoice::Auto),
+    }
+}
+
+/// A scalar JSON value (the layer request needs no more).
+#[derive(Debug, Clone, PartialEq)]
+enum JsonValue {
+    Str(String),
+    Other,
+}
+
+/// Parses a JSON object whose values are scalars (strings, numbers, booleans, null).
+fn flat_json_object(text: &str) -> Result<Vec<(String, JsonValue)>, String> {
+    let bad = |what: &str| format!("the layer request is not a flat JSON object ({what})");
+    let mut chars = text.trim().chars().peekable();
+    let skip_ws = |c: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+        while c.peek().is_some_and(|ch| ch.is_ascii_whitespace()) {
+            c.next();
+        }
+    };
+    fn string(c: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<String> {
+        if c.next()? != '"' {
+            return None;
+        }
+        let mut out = String::new();
+        loop {
+            match c.next()? {
+                '"' => return Some(out),
+                '\\' => match c.next()? {
+                    '"' => out.push('"'),
+                    '\\' => out.push('\\'),
+                    '/' => out.push('/'),
+                    'b' => out.push('\u{8}'),
+                    'f' => out.push('\u{c}'),
+                    'n' => out.push('\n'),
+                    'r' => out.push('\r'),
+                    't' => out.push('\t'),
+                    'u' => {
+                        let hex: String = (0..4).filter_map(|_| c.next()).collect();
+                        let code = u32::from_str_radix(&hex, 16).ok()?;
+                        out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                    }
+                    _ => return None,
+                },
+                ch if (ch as u32) < 0x20 => return None,
+                ch => out.push(ch),
+            }
+        }
+    }
+    if chars.next() != Some('{') {
+        return Err(bad("no opening brace"));
+    }
+    let mut fields = Vec::new();
+    skip_ws(&mut chars);
+    if chars.peek() == Some(&'}') {
+        chars.next();
+    } else {
+        loop {
+            skip_ws(&mut chars);
+            let key = string(&mut chars).ok_or_else(|| bad("a key"))?;
+            skip_ws(&mut chars);
+            if chars.next() != Some(':') {
+                return Err(bad("a colon"));
+            }
+            skip_ws(&mut chars);
+            let value = match chars.peek() {
+                Some('"') => JsonValue::Str(string(&mut chars).ok_or_else(|| bad("a string"))?),
+                Some(c) if c.is_ascii_alphanumeric() || *c == '-' => {
+                    let mut word = String::new();
+                    while let Some(c) = chars.peek().copied() {
+                        if c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.') {
+                            word.push(c);
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                    let scalar = matches!(word.as_str(), "true" | "false" | "null")
+                        || word.parse::<f64>().is_ok();
+                    if !scalar {
+                        return Err(bad("a value"));
+                    }
+                    JsonValue::Other
+                }
+                _ => return Err(bad("a value")),
+            };
+            if fields.len() >= 16 {
+                return Err(bad("too many fields"));
+            }
+            fields.push((key, value));
+            skip_ws(&mut chars);
+            match chars.next() {
+                Some(',') => continue,
+                Some('}') => break,
+                _ => return Err(bad("a comma or closing brace")),
+            }
+        }
+    }
+    skip_ws(&mut chars);
+    if chars.next().is_some() {
+        return Err(bad("text after the object"));
+    }
+    Ok(fields)
+}
+
+/// Escapes a string for JSON output.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The layer route's JSON answer.
+fn layer_status_json(status: &LayerStatus) -> String {
+    let layer = |l: Option<crate::packet::LayerId>| {
+        l.map_or("null".to_string(), |l| json_string(layer_name(l)))
+    };
+    let layers: Vec<String> = status
+        .available
+        .iter()
+        .map(|(l, rid, rate)| {
+            format!(
+                "{{\"layer\":{},\"encodingId\":{},\"bitrate_bps\":{rate}}}",
+                json_string(layer_name(*l)),
+                rid.as_deref().map_or("null".to_string(), json_string)
+            )
+        })
+        .collect();
+    format!(
+        "{{\"preference\":{},\"joined\":{},\"target\":{},\"current\":{},\"estimate_bps\":{},\"layers\":[{}]}}\n",
+        json_string(status.preference.name()),
+        status.joined,
+        layer(status.target),
+        layer(status.current),
+        status
+            .estimate_bps
+            .map_or("null".to_string(), |e| e.to_string()),
+        layers.join(",")
+    )
 }
 
 fn prefix(role: OfferRole) -> &'static str {
@@ -289,6 +550,12 @@ async fn endpoint(
                 h.insert(header::ETAG, v);
             }
             ice_server_links(&relay, h);
+            if role == OfferRole::View {
+                let link = format!("<{location}/layer>; rel=\"{LAYER_REL}\"");
+                if let Ok(v) = HeaderValue::from_str(&link) {
+                    h.append(header::LINK, v);
+                }
+            }
             response
         }
         Err(e) => {
@@ -399,5 +666,74 @@ async fn patch(
             tracing::debug!(stream, session, error = %e, "relay: PATCH refused");
             relay_error(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::LayerId;
+
+    #[test]
+    fn layer_requests_parse() {
+        let ok = |body: &str| parse_layer_request(body.as_bytes()).unwrap();
+        assert_eq!(ok(r#"{"layer":"low"}"#), LayerChoice::Layer(LayerId::LOW));
+        assert_eq!(
+            ok(r#" { "layer" : "q" } "#),
+            LayerChoice::Layer(LayerId::LOW)
+        );
+        assert_eq!(ok(r#"{"layer":"h"}"#), LayerChoice::Layer(LayerId::MID));
+        assert_eq!(ok(r#"{"layer":"f"}"#), LayerChoice::Layer(LayerId::HIGH));
+        assert_eq!(ok(r#"{"layer":"audio"}"#), LayerChoice::AudioOnly);
+        assert_eq!(ok(r#"{"layer":"auto"}"#), LayerChoice::Auto);
+        assert_eq!(ok("{}"), LayerChoice::Auto);
+        assert_eq!(ok(""), LayerChoice::Auto);
+        assert_eq!(
+            ok(r#"{"mediaId":"1","encodingId":"hd","spatialLayerId":1,"x":null}"#),
+            LayerChoice::Encoding("hd".into())
+        );
+        assert_eq!(
+            ok(r#"{"layer":"\u0071"}"#),
+            LayerChoice::Layer(LayerId::LOW)
+        );
+        for bad in [
+            r#"{"layer":"ultra"}"#,
+            r#"{"layer":1}"#,
+            r#"{"layer":"low","encodingId":"q"}"#,
+            r#"{"encodingId":""}"#,
+            r#"{"layer":"low""#,
+            r#"{"layer":{"x":1}}"#,
+            r#"["low"]"#,
+            r#"{"layer":"low"} x"#,
+            "low",
+            r#"{"layer":"lo\qw"}"#,
+        ] {
+            assert!(parse_layer_request(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert!(parse_layer_request(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn layer_status_is_json() {
+        let status = LayerStatus {
+            preference: crate::ViewerPreference::Pin(LayerId::HIGH),
+            joined: true,
+            target: Some(LayerId::HIGH),
+            current: None,
+            estimate_bps: Some(1_000_000),
+            available: vec![
+                (LayerId::LOW, Some("q".into()), 150_000),
+                (LayerId::HIGH, Some("f\"".into()), 1_500_000),
+            ],
+        };
+        assert_eq!(
+            layer_status_json(&status),
+            concat!(
+                r#"{"preference":"high","joined":true,"target":"high","current":null,"#,
+                r#""estimate_bps":1000000,"layers":[{"layer":"low","encodingId":"q","bitrate_bps":150000},"#,
+                r#"{"layer":"high","encodingId":"f\"","bitrate_bps":1500000}]}"#,
+                "\n"
+            )
+        );
     }
 }

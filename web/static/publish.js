@@ -27,6 +27,7 @@ const TEXT = {
     bitrate: "Video bitrate",
     framesSent: "Frames sent",
     resolution: "Resolution",
+    layers: "Simulcast layers",
     rtt: "Round trip",
     kbps: "{n} kbit/s",
     ms: "{n} ms",
@@ -56,6 +57,7 @@ const TEXT = {
     bitrate: "视频码率",
     framesSent: "已发送帧",
     resolution: "分辨率",
+    layers: "联播层",
     rtt: "往返时延",
     kbps: "{n} kbit/s",
     ms: "{n} 毫秒",
@@ -68,11 +70,23 @@ const TEXT = {
   },
 };
 
+/**
+ * The simulcast encodings (RIDs q/h/f: a quarter, half and full resolution). The relay ranks
+ * q < h < f. Browsers drop the upper encodings by themselves when the picture is too small
+ * or the uplink too slow. `?simulcast=0` sends one encoding instead.
+ */
+export const SIMULCAST = Object.freeze([
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+]);
+
 const params = new URLSearchParams(globalThis.location.search);
 const model = {
   lang: chooseLanguage(),
   stream: params.get("stream") ?? "",
   token: params.get("token") || "anonymous",
+  single: params.get("simulcast") === "0",
   phase: "idle",
   notice: null,
   stats: null,
@@ -115,6 +129,8 @@ function renderStats() {
   $("bitrate").textContent = s?.kbps == null ? "—" : text("kbps", { n: formatRate(s.kbps, model.lang) });
   $("frames-sent").textContent = s?.framesSent == null ? "—" : formatCount(s.framesSent, model.lang);
   $("resolution").textContent = s?.width ? `${s.width}×${s.height}` : "—";
+  const layers = [...(s?.layers ?? [])].sort((a, b) => a.width - b.width);
+  $("layers").textContent = layers.length ? layers.map((l) => `${l.rid} ${l.width}×${l.height}`.trim()).join(" · ") : "—";
   $("rtt").textContent = s?.rttMs == null ? "—" : text("ms", { n: formatCount(s.rttMs, model.lang) });
 }
 
@@ -132,12 +148,15 @@ async function pollStats() {
   const next = {};
   for (const entry of report.values()) {
     if (entry.type === "outbound-rtp" && entry.kind === "video") {
+      // With simulcast there is one entry per encoding (RID): bytes add up, frames and
+      // resolution are those of the largest encoding, and each active one is listed.
       next.bytesSent = (next.bytesSent ?? 0) + entry.bytesSent;
-      next.framesSent = (next.framesSent ?? 0) + (entry.framesSent ?? 0);
-      if (entry.frameWidth) {
+      next.framesSent = Math.max(next.framesSent ?? 0, entry.framesSent ?? 0);
+      if (entry.frameWidth && entry.frameWidth > (next.width ?? 0)) {
         next.width = entry.frameWidth;
         next.height = entry.frameHeight;
       }
+      if (entry.frameWidth) (next.layers ??= []).push({ rid: entry.rid ?? "", width: entry.frameWidth, height: entry.frameHeight });
     } else if (entry.type === "candidate-pair" && entry.nominated && entry.currentRoundTripTime !== undefined) {
       next.rttMs = Math.round(entry.currentRoundTripTime * 1000);
     }
@@ -168,7 +187,10 @@ async function start() {
 
   const pc = new RTCPeerConnection();
   for (const track of media.getTracks()) {
-    pc.addTransceiver(track, { direction: "sendonly", streams: [media] });
+    const init = { direction: "sendonly", streams: [media] };
+    // Video goes out as three simulcast encodings; the relay forwards one per viewer.
+    if (track.kind === "video" && !model.single) init.sendEncodings = SIMULCAST;
+    pc.addTransceiver(track, init);
   }
   pc.addEventListener("connectionstatechange", () => {
     if (session?.pc !== pc) return;

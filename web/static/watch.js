@@ -5,8 +5,24 @@
 // playsinline>` (muted so autoplay is allowed; a button unmutes). When the relay refuses
 // (no publisher yet, 404) or the connection fails, the page tries again after a growing
 // delay. Figures come from `getStats()` once a second.
+//
+// The layer picker (automatic / low / medium / high / audio only) POSTs the choice to the
+// session's layer URL (the WHEP layer extension, `Link: <…/layer>`); the relay then switches
+// at the next keyframe of that layer (and asks the publisher for one). `?layer=` preselects.
+// `model.timing` records, for each connection, `startAt` (offer creation), `postAt` (the WHEP
+// POST), `answeredAt`, `connectedAt` (ICE and DTLS up) and `firstFrameAt` (first
+// `framesDecoded > 0`, polled every 10 ms),
+// all `performance.now()`: the join time is `firstFrameAt - postAt`.
 
-import { WhipError, backoffMs, isValidStreamName, startSession, whepUrl } from "./whip-client.js";
+import {
+  WhipError,
+  backoffMs,
+  isValidStreamName,
+  layerState,
+  selectLayer,
+  startSession,
+  whepUrl,
+} from "./whip-client.js";
 import { applyText, chooseLanguage, format, formatCount, formatRate, nextLanguage, saveLanguage } from "./i18n.js";
 
 const TEXT = {
@@ -28,9 +44,25 @@ const TEXT = {
     framesDecoded: "Frames decoded",
     packetsLost: "Packets lost",
     rtt: "Round trip",
+    resolution: "Resolution",
+    layerNow: "Layer received",
+    layerLabel: "Quality",
+    "layer.auto": "Automatic",
+    "layer.low": "Low",
+    "layer.medium": "Medium",
+    "layer.high": "High",
+    "layer.audio": "Audio only",
+    layerFigure: "{layer}",
+    layerWaiting: "{layer} → {target}",
+    layerAuto: "auto: {layer}",
+    "layerName.low": "low",
+    "layerName.medium": "medium",
+    "layerName.high": "high",
+    "layerName.none": "no video",
     kbps: "{n} kbit/s",
     ms: "{n} ms",
     footerProtocol: "WHEP",
+    layerRefused: "The relay refused the layer ({status}): {reason}.",
     noStream: "No stream name: open this page as /watch?stream=NAME (1–64 of A-Z a-z 0-9 - _ .).",
     retrying: "{reason} Trying again in {seconds} s.",
     refused: "The relay refused ({status}): {reason}.",
@@ -55,9 +87,25 @@ const TEXT = {
     framesDecoded: "已解码帧",
     packetsLost: "丢包数",
     rtt: "往返时延",
+    resolution: "分辨率",
+    layerNow: "接收的层",
+    layerLabel: "画质",
+    "layer.auto": "自动",
+    "layer.low": "低",
+    "layer.medium": "中",
+    "layer.high": "高",
+    "layer.audio": "仅音频",
+    layerFigure: "{layer}",
+    layerWaiting: "{layer} → {target}",
+    layerAuto: "自动：{layer}",
+    "layerName.low": "低",
+    "layerName.medium": "中",
+    "layerName.high": "高",
+    "layerName.none": "无视频",
     kbps: "{n} kbit/s",
     ms: "{n} 毫秒",
     footerProtocol: "WHEP",
+    layerRefused: "中继拒绝了所选画质（{status}）：{reason}。",
     noStream: "没有流名称：请以 /watch?stream=名称 打开本页（1–64 个 A-Z a-z 0-9 - _ . 字符）。",
     retrying: "{reason}{seconds} 秒后重试。",
     refused: "中继拒绝了请求（{status}）：{reason}。",
@@ -66,11 +114,18 @@ const TEXT = {
   },
 };
 
+/** The picker's choices, as the relay's layer route names them. */
+const LAYERS = ["auto", "low", "medium", "high", "audio"];
+
 const params = new URLSearchParams(globalThis.location.search);
 const model = {
   lang: chooseLanguage(),
   stream: params.get("stream") ?? "",
   token: params.get("token") || "anonymous",
+  layer: LAYERS.includes(params.get("layer")) ? params.get("layer") : "auto",
+  relayLayer: null,
+  timing: null,
+  joins: [],
   phase: "connecting",
   notice: null,
   stats: null,
@@ -119,7 +174,21 @@ function renderStats() {
   $("bitrate").textContent = s?.kbps == null ? "—" : text("kbps", { n: formatRate(s.kbps, model.lang) });
   $("frames-decoded").textContent = s?.framesDecoded == null ? "—" : formatCount(s.framesDecoded, model.lang);
   $("packets-lost").textContent = s?.packetsLost == null ? "—" : formatCount(s.packetsLost, model.lang);
+  $("resolution").textContent = s?.width ? `${s.width}×${s.height}` : "—";
+  $("layer-now").textContent = layerText(model.relayLayer);
   $("rtt").textContent = s?.rttMs == null ? "—" : text("ms", { n: formatCount(s.rttMs, model.lang) });
+}
+
+/** The relay's layer state as a short text: "medium", "low → high", "auto: medium". */
+function layerText(state) {
+  if (!state) return "—";
+  const name = (layer) => text(`layerName.${layer ?? "none"}`);
+  if (state.preference === "audio") return name(null);
+  const current = name(state.current);
+  if (state.target && state.target !== state.current) {
+    return text("layerWaiting", { layer: current, target: name(state.target) });
+  }
+  return state.preference === "auto" ? text("layerAuto", { layer: current }) : current;
 }
 
 function setPhase(phase, notice = null) {
@@ -134,7 +203,7 @@ async function pollStats() {
   if (!pc) return;
   const report = await pc.getStats();
   const now = performance.now();
-  const next = { packetsLost: 0 };
+  const next = { packetsLost: 0, audioPackets: 0 };
   let rttFromRemote;
   for (const entry of report.values()) {
     if (entry.type === "inbound-rtp") {
@@ -142,6 +211,12 @@ async function pollStats() {
       if (entry.kind === "video") {
         next.bytesReceived = (next.bytesReceived ?? 0) + entry.bytesReceived;
         next.framesDecoded = (next.framesDecoded ?? 0) + (entry.framesDecoded ?? 0);
+        if (entry.frameWidth) {
+          next.width = entry.frameWidth;
+          next.height = entry.frameHeight;
+        }
+      } else if (entry.kind === "audio") {
+        next.audioPackets += entry.packetsReceived ?? 0;
       }
     } else if (entry.type === "candidate-pair" && entry.nominated && entry.currentRoundTripTime !== undefined) {
       next.rttMs = Math.round(entry.currentRoundTripTime * 1000);
@@ -155,6 +230,37 @@ async function pollStats() {
   }
   previous = next.bytesReceived === undefined ? null : { bytesReceived: next.bytesReceived, at: now };
   model.stats = next;
+  const layerUrl = session?.layerUrl;
+  if (layerUrl) model.relayLayer = await layerState(layerUrl, model.token).catch(() => model.relayLayer);
+  renderStats();
+}
+
+/** Polls `getStats()` every 10 ms until the first decoded video frame; records its time. */
+async function watchFirstFrame(pc, timing) {
+  while (timing.firstFrameAt === undefined && performance.now() - timing.startAt < 30_000) {
+    if (pc.connectionState === "closed") return;
+    for (const entry of (await pc.getStats()).values()) {
+      if (entry.type === "inbound-rtp" && entry.kind === "video" && entry.framesDecoded > 0) {
+        timing.firstFrameAt = performance.now();
+        model.joins.push({ ...timing });
+        return;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Sends the picker's choice to the relay (when connected). */
+async function applyLayer() {
+  const current = session;
+  if (!current?.layerUrl) return;
+  try {
+    model.relayLayer = await selectLayer(current.layerUrl, model.layer, model.token);
+    if (model.notice?.key === "layerRefused") setPhase(model.phase);
+  } catch (error) {
+    if (session !== current) return;
+    setPhase(model.phase, { key: "layerRefused", params: { status: error.status, reason: error.message } });
+  }
   renderStats();
 }
 
@@ -184,11 +290,15 @@ async function connect() {
     const video = $("video");
     if (video.srcObject !== stream) video.srcObject = stream;
   });
-  const current = { pc, stop: () => pc.close() };
+  const current = { pc, stop: () => pc.close(), layerUrl: null };
   session = current;
+  const timing = { startAt: performance.now() };
+  model.timing = timing;
+  model.relayLayer = null;
   pc.addEventListener("connectionstatechange", () => {
     if (session !== current) return;
     if (pc.connectionState === "connected") {
+      timing.connectedAt ??= performance.now();
       model.attempt = 0;
       model.connects += 1;
       setPhase("live");
@@ -198,12 +308,16 @@ async function connect() {
     }
   });
   try {
-    const whep = await startSession(pc, whepUrl(model.stream), model.token);
+    const whep = await startSession(pc, whepUrl(model.stream), model.token, timing);
     if (session !== current) {
       await whep.stop();
       return;
     }
     current.stop = () => whep.stop();
+    current.layerUrl = whep.layerUrl;
+    watchFirstFrame(pc, timing).catch(() => {});
+    // A choice made earlier (or ?layer=) applies to the new session too.
+    if (model.layer !== "auto") applyLayer();
   } catch (error) {
     if (session !== current) return;
     dropSession();
@@ -222,6 +336,12 @@ function init() {
     saveLanguage(model.lang);
     render();
   });
+  const picker = $("layer");
+  picker.value = model.layer;
+  picker.addEventListener("change", () => {
+    model.layer = picker.value;
+    applyLayer();
+  });
   $("unmute").addEventListener("click", () => {
     const video = $("video");
     video.muted = !video.muted;
@@ -229,7 +349,7 @@ function init() {
     render();
   });
   // For debugging from the console and for browser tests.
-  globalThis.rootcastWatch = { model, session: () => session };
+  globalThis.rootcastWatch = { model, session: () => session, applyLayer };
   if (!isValidStreamName(model.stream)) {
     setPhase("error", { key: "noStream" });
     render();

@@ -1,7 +1,9 @@
 // whip-client.js — WHIP (RFC 9725) and WHEP signalling shared by the publish and watch pages.
 //
 // Non-trickle: the offer is sent once ICE gathering is complete, so it lists every
-// candidate, and the relay's answer lists all of its own (the relay answers PATCH with 405).
+// candidate, and the relay's answer lists all of its own. WHEP sessions may also get a
+// layer selection URL (`Link: <…/layer>; rel="urn:ietf:params:whep:ext:core:layer"`):
+// `selectLayer` and `layerState` use it.
 //
 //   const pc = new RTCPeerConnection();
 //   pc.addTransceiver("video", { direction: "recvonly" });
@@ -38,6 +40,26 @@ export function isValidStreamName(name) {
   return typeof name === "string" && /^[A-Za-z0-9._-]{1,64}$/.test(name);
 }
 
+/** The `rel` of the WHEP draft's video layer selection extension. */
+export const LAYER_REL = "urn:ietf:params:whep:ext:core:layer";
+
+/**
+ * The links of a `Link` header value (several headers arrive joined by commas) as
+ * `[{url, rel}]`, URLs resolved against `base`.
+ */
+export function parseLinks(value, base) {
+  const links = [];
+  for (const match of String(value ?? "").matchAll(/<([^>]*)>([^,<]*)/g)) {
+    const rel = /;\s*rel="?([^";]+)"?/i.exec(match[2])?.[1];
+    try {
+      links.push({ url: new URL(match[1], base).href, rel });
+    } catch {
+      // Not a URL: skipped.
+    }
+  }
+  return links;
+}
+
 /** Resolves when `pc` has gathered every candidate, or after `timeoutMs` (whatever is there). */
 export function waitForIceGathering(pc, timeoutMs = GATHER_TIMEOUT_MS) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
@@ -57,12 +79,15 @@ export function waitForIceGathering(pc, timeoutMs = GATHER_TIMEOUT_MS) {
 
 /**
  * Creates the offer on `pc` (transceivers already added), waits for ICE gathering, POSTs
- * the offer to `endpoint` and applies the answer. Returns `{resourceUrl, stop()}`;
- * `stop()` DELETEs the session (best effort) and closes `pc`. Throws a `WhipError`.
+ * the offer to `endpoint` and applies the answer. Returns `{resourceUrl, layerUrl, stop()}`
+ * (`layerUrl`: the WHEP layer selection URL when the relay offers one); `stop()` DELETEs the
+ * session (best effort) and closes `pc`. Throws a `WhipError`. `timing`, when given, gets
+ * `postAt` (`performance.now()` as the POST goes out) and `answeredAt`.
  */
-export async function startSession(pc, endpoint, token) {
+export async function startSession(pc, endpoint, token, timing = {}) {
   await pc.setLocalDescription(await pc.createOffer());
   await waitForIceGathering(pc);
+  timing.postAt = performance.now();
   let response;
   try {
     response = await fetch(endpoint, {
@@ -78,11 +103,14 @@ export async function startSession(pc, endpoint, token) {
   if (response.status !== 201) throw new WhipError(response.status, text.trim() || response.statusText);
   const location = response.headers.get("Location");
   const resourceUrl = location ? new URL(location, endpoint).href : null;
+  const layerUrl = parseLinks(response.headers.get("Link"), endpoint).find((l) => l.rel === LAYER_REL)?.url ?? null;
+  timing.answeredAt = performance.now();
   await pc.setRemoteDescription({ type: "answer", sdp: text });
 
   let stopped = false;
   return {
     resourceUrl,
+    layerUrl,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -104,6 +132,37 @@ export async function startSession(pc, endpoint, token) {
       pc.close();
     },
   };
+}
+
+/**
+ * Asks the relay for a layer (`auto`, `low`, `medium`, `high`, `audio`) on the WHEP layer URL.
+ * Resolves to the relay's layer state; throws a `WhipError` when refused.
+ */
+export async function selectLayer(layerUrl, layer, token) {
+  let response;
+  try {
+    response = await fetch(layerUrl, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ layer }),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  } catch (error) {
+    throw new WhipError(0, error.message);
+  }
+  const text = await response.text();
+  if (!response.ok) throw new WhipError(response.status, text.trim() || response.statusText);
+  return JSON.parse(text);
+}
+
+/** The relay's layer state for a WHEP session (GET on the layer URL). */
+export async function layerState(layerUrl, token) {
+  const response = await fetch(layerUrl, {
+    headers: { Authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  });
+  if (!response.ok) throw new WhipError(response.status, (await response.text()).trim());
+  return response.json();
 }
 
 /** Delay before retry number `attempt` (0-based): 1 s, 2 s, 4 s, 8 s, then 15 s. */
