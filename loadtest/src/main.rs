@@ -60,6 +60,7 @@ use clap::{Parser, Subcommand};
 mod children;
 mod coordinator;
 mod dialect;
+mod directive;
 mod floor;
 mod histogram;
 mod procfs;
@@ -114,6 +115,12 @@ enum Scenario {
         #[command(flatten)]
         slow: coordinator::SlowArgs,
     },
+    /// D1: a directive to N units that are online (time for every unit to have it) and
+    /// the acknowledgement map (time from an officer's acknowledgement to the map).
+    Directive {
+        #[command(flatten)]
+        args: directive::DirectiveArgs,
+    },
     /// The raw floor server: WebSocket handshake, then each frame sent to `/publish` is
     /// written to every other connection. Prints `LISTENING <address>`; exits when its
     /// standard input closes.
@@ -132,6 +139,7 @@ fn main() -> std::process::ExitCode {
         Scenario::WsFanout { run, fanout } => coordinator::run("ws-fanout", run, Some(fanout)),
         Scenario::WsBurst { run, burst } => coordinator::run("ws-burst", run, Some(burst.into())),
         Scenario::WsSlow { run, slow } => coordinator::run("ws-slow", run, Some(slow.into())),
+        Scenario::Directive { args } => directive::run(args),
         Scenario::Floor { listen } => floor::run(listen),
         Scenario::Worker => worker::run(),
     };

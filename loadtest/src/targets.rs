@@ -75,6 +75,22 @@ impl Target {
     }
 
     pub fn start(kind: Kind, launch: &Launch) -> anyhow::Result<Self> {
+        Self::start_with_store(kind, launch, None)
+    }
+
+    /// The store file of a rootcast started with one (see [`Target::start_with_store`]).
+    pub fn store_path(&self, store_file: &str) -> Option<PathBuf> {
+        self.temp_dir.as_ref().map(|dir| dir.join(store_file))
+    }
+
+    /// Starts a target; a rootcast keeps its store in `store_file` inside its temporary
+    /// folder instead of in memory, so the caller can open it too (accounts for the
+    /// `directive` scenario).
+    pub fn start_with_store(
+        kind: Kind,
+        launch: &Launch,
+        store_file: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "rootcast-loadtest-{}-{}",
             std::process::id(),
@@ -95,7 +111,11 @@ impl Target {
                 let secret = uuid::Uuid::new_v4().simple().to_string();
                 let key = uuid::Uuid::new_v4().simple().to_string();
                 let config = dir.join("rootcast.toml");
-                std::fs::write(&config, rootcast_config(&secret, &key))?;
+                let store = match store_file {
+                    Some(name) => format!("sqlite://{}", dir.join(name).display()),
+                    None => "sqlite::memory:".to_owned(),
+                };
+                std::fs::write(&config, rootcast_config(&secret, &key, &store))?;
                 target.hmac_secret = Some(secret);
                 target.api_key = Some(key);
                 if !launch.rootcast_bin.exists() {
@@ -145,8 +165,9 @@ fn server_command(launch: &Launch, program: &Path) -> Command {
 
 /// A configuration for `rootcast serve`: the default namespaces `rootcast serve` needs
 /// (`sys`, `unit`, `ack`) plus `bench`, which any authenticated client may subscribe to and
-/// which keeps no history and no presence; a store in memory; ports chosen by the kernel.
-fn rootcast_config(secret: &str, api_key: &str) -> String {
+/// which keeps no history and no presence; the store at `store`; ports chosen by the
+/// kernel.
+fn rootcast_config(secret: &str, api_key: &str, store: &str) -> String {
     format!(
         r#"[http]
 address = "127.0.0.1:0"
@@ -157,7 +178,7 @@ hmac_secret_key = "{secret}"
 [http_api]
 key = "{api_key}"
 [store]
-url = "sqlite::memory:"
+url = "{store}"
 [relay]
 udp_bind = "127.0.0.1:0"
 [[channel.namespaces]]

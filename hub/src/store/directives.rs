@@ -42,7 +42,7 @@ use crate::directive::{
 use crate::org::{Kind, Level, Unit};
 
 use super::audit::{AuditTx, BeginAudited, record};
-use super::{BeginWrite, Store, StoreError, with_pool};
+use super::{BackendKind, BeginWrite, Store, StoreError, with_pool};
 
 /// A directive row: id, version, title, body, priority, target, ack_required, deadline,
 /// created_by, created_at.
@@ -252,45 +252,69 @@ impl Step<'_> {
 /// and points the unit's state row at it; with `reset`, the state starts again for that
 /// version. Used inside the transaction of a send, a correction or a retraction.
 macro_rules! append_entries {
-    ($tx:expr, $directive:expr, $units:expr, $version:expr, $kind:expr, $at:expr, $new_state:expr, $reset:expr) => {{
-        for unit in $units {
-            let seq: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM directive_inbox_entry WHERE unit_id = $1",
-            )
-            .bind(unit)
-            .fetch_one(&mut *$tx)
-            .await?;
+    ($tx:expr, $units_sql:expr, $directive:expr, $units:expr, $version:expr, $kind:expr, $at:expr, $new_state:expr, $reset:expr) => {{
+        // Set-based, three statements whatever the number of units (a send to 1,000
+        // units was 3,000 statements and most of its time). `$units_sql` turns the JSON
+        // array bound last into rows of one column `id`, in the backend's dialect.
+        let ids = serde_json::to_string($units).unwrap_or_else(|_| "[]".to_owned());
+        sqlx::query(&format!(
+            "INSERT INTO directive_inbox_entry (unit_id, seq, directive_id, version, kind, at) \
+             SELECT u.id, COALESCE((SELECT MAX(e.seq) FROM directive_inbox_entry e \
+                                    WHERE e.unit_id = u.id), 0) + 1, $1, $2, $3, $4 \
+             FROM ({}) u",
+            $units_sql
+        ))
+        .bind($directive)
+        .bind($version)
+        .bind($kind.as_str())
+        .bind($at)
+        .bind(&ids)
+        .execute(&mut *$tx)
+        .await?;
+        // The entries just written are the only ones of this directive, version and kind.
+        let this_entry = "SELECT e.seq FROM directive_inbox_entry e \
+                          WHERE e.directive_id = directive_inbox.directive_id \
+                            AND e.unit_id = directive_inbox.unit_id \
+                            AND e.version = $2 AND e.kind = $3";
+        if $new_state {
             sqlx::query(
-                "INSERT INTO directive_inbox_entry (unit_id, seq, directive_id, version, kind, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO directive_inbox (directive_id, unit_id, seq, version) \
+                 SELECT e.directive_id, e.unit_id, e.seq, e.version FROM directive_inbox_entry e \
+                 WHERE e.directive_id = $1 AND e.version = $2 AND e.kind = $3",
             )
-            .bind(unit)
-            .bind(seq)
             .bind($directive)
             .bind($version)
             .bind($kind.as_str())
-            .bind($at)
             .execute(&mut *$tx)
             .await?;
-            let state_sql = if $new_state {
-                "INSERT INTO directive_inbox (directive_id, unit_id, seq, version) \
-                 VALUES ($1, $2, $3, $4)"
-            } else if $reset {
-                "UPDATE directive_inbox SET seq = $3, version = $4, delivered_at = NULL, \
-                 read_at = NULL, acked_at = NULL, acked_by = NULL \
-                 WHERE directive_id = $1 AND unit_id = $2"
+        } else {
+            let reset = if $reset {
+                ", version = $2, delivered_at = NULL, read_at = NULL, acked_at = NULL, \
+                 acked_by = NULL"
             } else {
-                "UPDATE directive_inbox SET seq = $3 WHERE directive_id = $1 AND unit_id = $2"
+                ""
             };
-            sqlx::query(state_sql)
-                .bind($directive)
-                .bind(unit)
-                .bind(seq)
-                .bind($version)
-                .execute(&mut *$tx)
-                .await?;
+            sqlx::query(&format!(
+                "UPDATE directive_inbox SET seq = ({this_entry}){reset} \
+                 WHERE directive_id = $1 AND unit_id IN (SELECT u.id FROM ({}) u)",
+                $units_sql.replace("$5", "$4")
+            ))
+            .bind($directive)
+            .bind($version)
+            .bind($kind.as_str())
+            .bind(&ids)
+            .execute(&mut *$tx)
+            .await?;
         }
     }};
+}
+
+/// Rows of one column `id` from the JSON array of strings bound as `$5`.
+fn json_ids(backend: BackendKind) -> &'static str {
+    match backend {
+        BackendKind::Sqlite => "SELECT value AS id FROM json_each($5)",
+        BackendKind::Postgres => "SELECT json_array_elements_text($5::json) AS id",
+    }
 }
 
 impl Store {
@@ -315,6 +339,7 @@ impl Store {
 
     /// [`Store::create_directive`]'s transaction, in the calling task.
     async fn send_directive(&self, directive: &Directive) -> Result<Vec<String>, StoreError> {
+        let units_sql = json_ids(self.backend());
         let _guard = self.tree_lock.lock().await;
         let targeted = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -377,6 +402,7 @@ impl Store {
             .await?;
             append_entries!(
                 tx,
+                units_sql,
                 &directive.id,
                 &targeted,
                 directive.version,
@@ -474,6 +500,7 @@ impl Store {
         by: &str,
         at: i64,
     ) -> Result<(Directive, Vec<String>), StoreError> {
+        let units_sql = json_ids(self.backend());
         let _guard = self.tree_lock.lock().await;
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -544,6 +571,7 @@ impl Store {
                     .await?;
                     append_entries!(
                         tx,
+                        units_sql,
                         id,
                         &units,
                         version,
@@ -582,6 +610,7 @@ impl Store {
                     .await?;
                     append_entries!(
                         tx,
+                        units_sql,
                         id,
                         &units,
                         current.version,
