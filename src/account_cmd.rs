@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use rootcast_config::Config;
 use rootcast_hub::auth::{NewAccount, Role};
+use rootcast_hub::service::credentials::{join_link, qr_terminal};
 use rootcast_hub::store::{Store, StoreOptions};
 
 /// The username of the administrator created on a first start.
@@ -139,10 +140,11 @@ async fn execute(config: &Config, store: &Store, command: AccountCommand) -> any
                 .await?;
             println!("credential for unit {unit} ({label}), shown once:");
             println!("  {}", issued.secret);
-            println!(
-                "  join link: http://{}/inbox?credential={}",
-                config.http.address, issued.secret
-            );
+            let link = join_link(&format!("http://{}", config.http.address), &issued.secret);
+            println!("  join link: {link}");
+            if let Some(qr) = qr_terminal(&link) {
+                println!("{qr}");
+            }
         }
         AccountCommand::Revoke { id } => {
             store.revoke_unit_credential(&id, now).await?;

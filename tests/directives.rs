@@ -826,6 +826,10 @@ async fn a_meeting_room_screen_logs_in_with_its_credential_until_it_is_revoked()
         printed.contains(&format!("/inbox?credential={credential}")),
         "{printed}"
     );
+    assert!(
+        printed.lines().filter(|l| l.contains('█')).count() > 10,
+        "the join link is printed as a QR code: {printed}"
+    );
 
     let (status, session) = server.rest(
         "POST",
@@ -1136,4 +1140,43 @@ async fn feedback_reaches_the_parent_and_headquarters_at_once_and_is_answered_in
         .map(|m| m["number"].as_i64().unwrap())
         .collect();
     assert_eq!(numbers, vec![1, 2, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderators_issue_credentials_with_a_join_link_and_qr_code_inside_their_scope() {
+    let server = TestServer::start("");
+    let admin = server.login_as("hq-admin", "admin", None);
+    let all = units(&server, &admin);
+    let xian_unit = stations_under(&all, "xian")[0].clone();
+    let baoji_unit = stations_under(&all, "baoji")[0].clone();
+    let moderator = server.login_as("xian-moderator", "moderator", Some("xian"));
+    let officer = server.login_as("officer", "officer", Some(&xian_unit));
+    let issue = |token: &str, unit: &str| {
+        server.rest(
+            "POST",
+            &format!("/api/v1/units/{unit}/credentials"),
+            Some(token),
+            Some(json!({"label": "第一会议室"})),
+        )
+    };
+    assert_eq!(issue(&moderator, &baoji_unit).0, 403);
+    assert_eq!(issue(&officer, &xian_unit).0, 403);
+    assert_eq!(issue(&moderator, "no-such-unit").0, 404);
+    let (status, issued) = issue(&moderator, &xian_unit);
+    assert_eq!(status, 201, "{issued}");
+    let credential = issued["credential"].as_str().unwrap();
+    assert_eq!(
+        issued["join_link"],
+        format!("http://{}/inbox?credential={credential}", server.address)
+    );
+    let svg = issued["qr_svg"].as_str().unwrap();
+    assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
+    let (status, session) = server.rest(
+        "POST",
+        "/api/v1/login/credential",
+        None,
+        Some(json!({"credential": credential})),
+    );
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["account"]["unit"], xian_unit.as_str());
 }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::credentials::IssueRequest;
 use super::directives::{
     AckRequest, CorrectRequest, RetractRequest, SendOutcome, SendRequest, UnitStep,
 };
@@ -59,6 +60,7 @@ pub fn router(node: Arc<Node>, services: Arc<Services>) -> Router {
         .route("/api/v1/directives/{id}/read", post(read))
         .route("/api/v1/directives/{id}/ack", post(acknowledge))
         .route("/api/v1/inbox", get(inbox))
+        .route("/api/v1/units/{id}/credentials", post(issue_credential))
         .route("/api/v1/feedback", get(list_feedback).post(open_feedback))
         .route("/api/v1/feedback/{id}", get(get_feedback))
         .route("/api/v1/feedback/{id}/messages", post(post_feedback))
@@ -365,4 +367,28 @@ async fn close_feedback(
         .services
         .close_feedback(&state.node, &who, &id)
         .await?)
+}
+
+async fn issue_credential(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(unit): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let who = caller(&state, &headers).await?;
+    let request: IssueRequest = if body.is_empty() {
+        IssueRequest::default()
+    } else {
+        parse(&headers, &body)?
+    };
+    // The join link points at the address the caller reached us on.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let issued = state
+        .services
+        .issue_credential(&who, &unit, request, &format!("http://{host}"))
+        .await?;
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
 }

@@ -29,6 +29,7 @@
 //!   acknowledges for it; delivery and read receipts come only from the unit's own people
 //!   and screens.
 
+pub mod credentials;
 mod directives;
 mod feedback;
 pub mod http;
