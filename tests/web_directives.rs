@@ -15,15 +15,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::browser::run_node_script;
 use common::{TestServer, wait_with_timeout};
 use serde_json::{Value, json};
 
 /// Each script has its own 120 s watchdog; this one catches a hung node or browser.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 
 #[test]
 fn pure_modules_pass_their_node_tests() {
@@ -47,7 +48,7 @@ fn pure_modules_pass_their_node_tests() {
 #[test]
 fn directive_modules_and_pages_load_in_a_real_browser() {
     let server = TestServer::start("");
-    run_script("directive_modules.mjs", &server, &[]);
+    run_node_script("directive_modules.mjs", &server, &[]);
 }
 
 #[test]
@@ -116,7 +117,7 @@ fn a_directive_goes_from_the_console_to_inboxes_and_back_in_a_real_browser() {
         "officers": officers,
         "screen": {"unit": stations[2], "credential": credential},
     });
-    run_script(
+    run_node_script(
         "directives.mjs",
         &server,
         &[("ROOTCAST_TEST_DIRECTIVES", setup.to_string())],
@@ -140,52 +141,4 @@ fn account(server: &TestServer, username: &str, role: &str, unit: Option<&str>) 
     }
     server.account(&args);
     json!({"username": username, "password": password})
-}
-
-/// Runs `node tests/web/<script> <http_url>` and fails the test unless it exits 0 in time.
-fn run_script(script: &str, server: &TestServer, env: &[(&str, String)]) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let node_modules = std::env::var_os("ROOTCAST_TEST_NODE_MODULES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("tests/node_modules"));
-    let chromium = std::env::var_os("ROOTCAST_TEST_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        node_modules.join("playwright-core/package.json").is_file(),
-        "playwright-core is not installed in {} (run `npm ci` in tests/, or point \
-         ROOTCAST_TEST_NODE_MODULES at a node_modules folder that has it)",
-        node_modules.display()
-    );
-    assert!(
-        chromium.is_file(),
-        "no browser at {} (install Debian's `chromium` package, or set ROOTCAST_TEST_CHROMIUM)",
-        chromium.display()
-    );
-
-    let mut command = Command::new("node");
-    command
-        .arg(root.join("tests/web").join(script))
-        .arg(&server.http_url)
-        .current_dir(root.join("tests"))
-        .env("ROOTCAST_TEST_API_KEY", &server.api_key)
-        .env("ROOTCAST_TEST_NODE_MODULES", &node_modules)
-        .env("ROOTCAST_TEST_CHROMIUM", &chromium)
-        .stdin(Stdio::null());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot run `node` (install Node.js 18 or newer): {error}"));
-    match wait_with_timeout(&mut child, SCRIPT_TIMEOUT) {
-        Some(status) => assert!(
-            status.success(),
-            "tests/web/{script} failed ({status}); its output above says which check"
-        ),
-        None => panic!(
-            "tests/web/{script} did not finish within {} s and was killed",
-            SCRIPT_TIMEOUT.as_secs()
-        ),
-    }
 }

@@ -2,6 +2,8 @@
 //! server on a free port, make tokens, call the server API.
 #![allow(dead_code)] // Each test file uses a different subset.
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
