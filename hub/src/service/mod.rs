@@ -191,10 +191,6 @@ impl Services {
         })
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Who holds `token` (a connection token this node accepts): 401 when it is missing,
     /// invalid or expired, or names no active account.
     pub async fn authenticate(&self, node: &Node, token: &str) -> Result<Principal, ServiceError> {
