@@ -215,12 +215,7 @@ impl Services {
             Err(other) => return Err(other.into()),
         }
         let states = self.store.states(&directive.id).await?;
-        let directive_view = views::directive(directive);
-        for state in &states {
-            let push =
-                json!({"type": "entry", "entry": views::entry("sent", &directive_view, state)});
-            publish(node, &unit_channel(&state.unit_id), &push).await;
-        }
+        push_entries(node, EntryKind::Sent, directive, &states).await;
         Ok(states.len())
     }
 
@@ -386,7 +381,7 @@ impl Services {
             .map(|entry| {
                 let mut view = views::entry(
                     entry.kind.as_str(),
-                    &views::directive(&entry.directive),
+                    &views::inbox_directive(&entry.directive),
                     &entry.state,
                 );
                 view["seq"] = json!(entry.seq);
@@ -697,12 +692,9 @@ impl Services {
         directive: &Directive,
         kind: EntryKind,
     ) -> Result<(), ServiceError> {
+        let states = self.store.states(&directive.id).await?;
+        push_entries(node, kind, directive, &states).await;
         let view = views::directive(directive);
-        for state in self.store.states(&directive.id).await? {
-            let push =
-                json!({"type": "entry", "entry": views::entry(kind.as_str(), &view, &state)});
-            publish(node, &unit_channel(&state.unit_id), &push).await;
-        }
         let prefix = format!("ack:{}@", directive.id);
         let push = json!({"type": kind.as_str(), "directive": view});
         for (channel, _) in node.channels() {
@@ -725,10 +717,26 @@ impl Services {
     }
 }
 
+/// Pushes each unit of `states` its new inbox entry of `kind` for `directive`. The
+/// directive is serialised once, not once per unit: a send to 1,000 units is 1,000
+/// small publications around one shared text.
+async fn push_entries(node: &Node, kind: EntryKind, directive: &Directive, states: &[UnitState]) {
+    let directive_json = views::inbox_directive(directive).to_string();
+    for state in states {
+        let push = views::entry_push(kind.as_str(), &directive_json, state);
+        publish_text(node, &unit_channel(&state.unit_id), push).await;
+    }
+}
+
 /// Publishes a push; a failure is logged, not returned: the store already holds the
 /// truth and clients catch up from it.
 pub(super) async fn publish(node: &Node, channel: &str, data: &Value) {
-    let raw = match serde_json::value::RawValue::from_string(data.to_string()) {
+    publish_text(node, channel, data.to_string()).await;
+}
+
+/// [`publish`] for a push that is JSON text already.
+async fn publish_text(node: &Node, channel: &str, json: String) {
+    let raw = match serde_json::value::RawValue::from_string(json) {
         Ok(raw) => raw,
         Err(_) => return,
     };

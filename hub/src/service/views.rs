@@ -47,6 +47,17 @@ pub fn directive(directive: &Directive) -> Value {
     })
 }
 
+/// A directive as a unit's inbox carries it: everything but `target`, the sender's
+/// address list (for a directive to 1,000 named units, 1,000 ids that every one of the
+/// 1,000 pushes would otherwise repeat).
+pub fn inbox_directive(directive: &Directive) -> Value {
+    let mut view = self::directive(directive);
+    if let Value::Object(fields) = &mut view {
+        fields.remove("target");
+    }
+    view
+}
+
 pub fn state(state: &UnitState) -> Value {
     json!({
         "directive_id": state.directive_id,
@@ -72,7 +83,7 @@ pub fn counts(counts: &Counts) -> Value {
     })
 }
 
-/// One inbox entry as pushed and as listed.
+/// One inbox entry as listed; `directive` is an [`inbox_directive`].
 pub fn entry(kind: &str, directive: &Value, state: &UnitState) -> Value {
     json!({
         "seq": state.seq,
@@ -80,6 +91,18 @@ pub fn entry(kind: &str, directive: &Value, state: &UnitState) -> Value {
         "directive": directive,
         "state": self::state(state),
     })
+}
+
+/// The push of one new inbox entry on `unit:<id>`, `{"type":"entry","entry":…}` with
+/// the same fields as [`entry`], built around a directive serialised once for all the
+/// units it goes to (`directive_json`, an [`inbox_directive`] as JSON text).
+pub fn entry_push(kind: &str, directive_json: &str, state: &UnitState) -> String {
+    format!(
+        r#"{{"type":"entry","entry":{{"seq":{},"kind":{},"directive":{directive_json},"state":{}}}}}"#,
+        state.seq,
+        Value::from(kind),
+        self::state(state),
+    )
 }
 
 /// One version of a directive and what changed from the one before.
@@ -101,4 +124,51 @@ pub fn version(record: &VersionRecord) -> Value {
         "note": record.note,
         "changes": changes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directive::{Priority, Target};
+
+    /// The push built around a once-serialised directive is the listed entry, field for
+    /// field, including text that needs escaping.
+    #[test]
+    fn an_entry_push_is_the_listed_entry_with_its_type() {
+        let directive = Directive {
+            id: "d1".into(),
+            title: "Flood \"warning\"\n第二段".into(),
+            body: "**now** \\ </script>".into(),
+            priority: Priority::parse("urgent").unwrap(),
+            target: Target::from_json(r#"{"units":["u1","u2"]}"#).unwrap(),
+            ack_required: true,
+            deadline: Some(99),
+            created_by: "admin".into(),
+            created_at: 7,
+            version: 2,
+        };
+        let state = UnitState {
+            directive_id: "d1".into(),
+            unit_id: "u2".into(),
+            seq: 41,
+            version: 2,
+            delivered_at: Some(8),
+            read_at: None,
+            acked_at: None,
+            acked_by: None,
+        };
+        let listed = inbox_directive(&directive);
+        assert!(
+            listed.get("target").is_none(),
+            "a unit's copy has no address list"
+        );
+        assert_eq!(listed["title"], "Flood \"warning\"\n第二段");
+        let pushed: Value =
+            serde_json::from_str(&entry_push("corrected", &listed.to_string(), &state)).unwrap();
+        assert_eq!(
+            pushed,
+            json!({"type": "entry", "entry": entry("corrected", &listed, &state)})
+        );
+        assert_eq!(pushed["entry"]["seq"], 41);
+    }
 }
