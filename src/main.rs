@@ -308,6 +308,8 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     let mut rpc = RpcRegistry::default();
     rootcast_hub::service::rpc::register(&services, &mut rpc);
     let node = Node::new(config.clone(), rpc)?;
+    // Meeting attendance logs joins and leaves from the hub's presence.
+    services.log_attendance(&node);
     let directive_jobs = tokio::spawn(
         services
             .clone()

@@ -5,116 +5,11 @@
 
 mod common;
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use common::TestServer;
-use futures_util::{SinkExt, StreamExt};
+use common::ws::{SubscribeOutcome, WAIT, Ws};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A protocol client over one WebSocket: commands with ids, pushes queued in order.
-struct Ws {
-    socket: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    next_id: u32,
-    replies: VecDeque<Value>,
-    pushes: VecDeque<Value>,
-}
-
-impl Ws {
-    /// Connects with `token`; returns the client and the connect result.
-    async fn connect(server: &TestServer, token: &str) -> (Ws, Value) {
-        let (socket, _) =
-            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(&server.ws_url))
-                .await
-                .expect("websocket handshake in time")
-                .expect("websocket handshake");
-        let mut ws = Ws {
-            socket,
-            next_id: 0,
-            replies: VecDeque::new(),
-            pushes: VecDeque::new(),
-        };
-        let reply = ws.command("connect", json!({"token": token})).await;
-        assert!(reply.get("error").is_none(), "connect failed: {reply}");
-        (ws, reply["connect"].clone())
-    }
-
-    /// Sends one command and waits for its reply (pushes met meanwhile are queued).
-    async fn command(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut frame = json!({"id": id});
-        frame[method] = params;
-        self.socket
-            .send(Message::text(frame.to_string()))
-            .await
-            .expect("sending a command");
-        tokio::time::timeout(WAIT, async {
-            loop {
-                if let Some(pos) = self.replies.iter().position(|r| r["id"] == id) {
-                    return self.replies.remove(pos).unwrap();
-                }
-                self.read_frame().await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no reply to {method} within {WAIT:?}"))
-    }
-
-    /// Calls an RPC method: `Ok(data)` or `Err(error code)`.
-    async fn rpc(&mut self, method: &str, data: Value) -> Result<Value, u64> {
-        let reply = self
-            .command("rpc", json!({"method": method, "data": data}))
-            .await;
-        match reply.get("error") {
-            Some(error) => Err(error["code"].as_u64().expect("an error code")),
-            None => Ok(reply["rpc"]["data"].clone()),
-        }
-    }
-
-    /// The next push on `channel` (publication data), waiting up to `wait`.
-    async fn next_publication(&mut self, channel: &str, wait: Duration) -> Option<Value> {
-        tokio::time::timeout(wait, async {
-            loop {
-                if let Some(pos) = self
-                    .pushes
-                    .iter()
-                    .position(|p| p["channel"] == channel && p.get("pub").is_some())
-                {
-                    return self.pushes.remove(pos).unwrap()["pub"]["data"].clone();
-                }
-                self.read_frame().await;
-            }
-        })
-        .await
-        .ok()
-    }
-
-    async fn read_frame(&mut self) {
-        let message = self
-            .socket
-            .next()
-            .await
-            .expect("the connection stays open")
-            .expect("a websocket message");
-        let Message::Text(text) = message else {
-            return;
-        };
-        for line in text.as_str().lines().filter(|l| !l.trim().is_empty()) {
-            let value: Value = serde_json::from_str(line).expect("JSON frames");
-            if let Some(push) = value.get("push") {
-                self.pushes.push_back(push.clone());
-            } else if value.get("id").is_some() {
-                self.replies.push_back(value);
-            }
-        }
-    }
-}
 
 /// The demo organisation's units as an admin sees them.
 fn units(server: &TestServer, admin: &str) -> Vec<Value> {
@@ -179,7 +74,8 @@ async fn online_units_get_the_directive_at_once_and_offline_units_catch_up_in_or
     let outside_unit = stations_under(&all, "baoji")[0].clone();
 
     let online_token = server.login_as("officer-online", "officer", Some(&online_unit));
-    let (mut online, connect) = Ws::connect(&server, &online_token).await;
+    let mut online = Ws::connect(&server, &online_token).await;
+    let connect = online.connected.clone();
     let channel = format!("unit:{online_unit}");
     assert!(
         connect["subs"].get(&channel).is_some(),
@@ -201,14 +97,8 @@ async fn online_units_get_the_directive_at_once_and_offline_units_catch_up_in_or
     );
 
     // The online unit gets both pushes, in order, with consecutive seqs.
-    let push1 = online
-        .next_publication(&channel, WAIT)
-        .await
-        .expect("first push");
-    let push2 = online
-        .next_publication(&channel, WAIT)
-        .await
-        .expect("second push");
+    let push1 = online.next_on(&channel, WAIT).await.expect("first push");
+    let push2 = online.next_on(&channel, WAIT).await.expect("second push");
     assert_eq!(push1["type"], "entry");
     assert_eq!(push1["entry"]["directive"]["id"], first["directive"]["id"]);
     assert_eq!(push2["entry"]["directive"]["id"], second["directive"]["id"]);
@@ -218,7 +108,7 @@ async fn online_units_get_the_directive_at_once_and_offline_units_catch_up_in_or
 
     // The offline unit connects afterwards and catches up: both, in order, once.
     let offline_token = server.login_as("officer-offline", "officer", Some(&offline_unit));
-    let (mut offline, _) = Ws::connect(&server, &offline_token).await;
+    let mut offline = Ws::connect(&server, &offline_token).await;
     let inbox = offline
         .rpc("inbox.list", json!({"after": 0}))
         .await
@@ -283,7 +173,7 @@ async fn an_acknowledgement_reaches_the_moderators_map_live() {
         targeted
     );
     let channel = map["channel"].as_str().unwrap().to_owned();
-    let (mut watcher, _) = Ws::connect(&server, &moderator).await;
+    let mut watcher = Ws::connect(&server, &moderator).await;
     let reply = watcher
         .command(
             "subscribe",
@@ -296,14 +186,14 @@ async fn an_acknowledgement_reaches_the_moderators_map_live() {
     );
 
     // The officer acknowledges over RPC; the map hears it.
-    let (mut unit_ws, _) = Ws::connect(&server, &officer).await;
+    let mut unit_ws = Ws::connect(&server, &officer).await;
     let acked = unit_ws
         .rpc("directive.ack", json!({"directive": directive}))
         .await
         .expect("the officer may acknowledge");
     assert_eq!(acked["state"]["stage"], "acknowledged");
     let push = watcher
-        .next_publication(&channel, WAIT)
+        .next_on(&channel, WAIT)
         .await
         .expect("the map hears the acknowledgement");
     assert_eq!(push["type"], "state");
@@ -319,7 +209,7 @@ async fn an_acknowledgement_reaches_the_moderators_map_live() {
     assert_eq!(again["state"]["acked_at"], acked["state"]["acked_at"]);
     assert!(
         watcher
-            .next_publication(&channel, Duration::from_millis(500))
+            .next_on(&channel, Duration::from_millis(500))
             .await
             .is_none(),
         "an idempotent acknowledgement is not announced twice"
@@ -420,7 +310,7 @@ async fn a_city_moderator_stays_inside_the_city_and_officers_inside_their_unit()
 
     // Channels: the map of another city cannot be subscribed without its token, and the
     // moderator's token for Xi'an does not open Baoji's.
-    let (mut ws, _) = Ws::connect(&server, &moderator).await;
+    let mut ws = Ws::connect(&server, &moderator).await;
     let reply = ws
         .command(
             "subscribe",
@@ -447,7 +337,7 @@ async fn a_city_moderator_stays_inside_the_city_and_officers_inside_their_unit()
     );
 
     // Acknowledging: only an officer of the unit.
-    let (mut officer_ws, _) = Ws::connect(&server, &officer).await;
+    let mut officer_ws = Ws::connect(&server, &officer).await;
     assert_eq!(
         officer_ws
             .rpc(
@@ -458,7 +348,7 @@ async fn a_city_moderator_stays_inside_the_city_and_officers_inside_their_unit()
         Err(1403),
         "an officer cannot acknowledge for another unit"
     );
-    let (mut member_ws, _) = Ws::connect(&server, &member).await;
+    let mut member_ws = Ws::connect(&server, &member).await;
     assert_eq!(
         member_ws
             .rpc("directive.ack", json!({"directive": directive}))
@@ -484,31 +374,14 @@ async fn a_city_moderator_stays_inside_the_city_and_officers_inside_their_unit()
 
     // The map's token for Xi'an does not open Baoji's: as for any subscription token
     // that does not match its channel, the hub closes the connection (3500).
-    let (mut ws, _) = Ws::connect(&server, &moderator).await;
-    let frame = json!({"id": 99, "subscribe": {
-        "channel": format!("ack:{directive}@baoji"),
-        "token": map["channel_token"],
-    }});
-    ws.socket
-        .send(Message::text(frame.to_string()))
-        .await
-        .unwrap();
-    let close = tokio::time::timeout(WAIT, async {
-        while let Some(message) = ws.socket.next().await {
-            match message {
-                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
-                Ok(Message::Text(text)) => assert!(
-                    !text.contains("\"subscribe\":{"),
-                    "subscribed with another channel's token: {text}"
-                ),
-                _ => {}
-            }
-        }
-        None
-    })
-    .await
-    .expect("the connection is closed in time");
-    assert_eq!(close, Some(3500));
+    let mut ws = Ws::connect(&server, &moderator).await;
+    let outcome = ws
+        .try_subscribe(json!({
+            "channel": format!("ack:{directive}@baoji"),
+            "token": map["channel_token"],
+        }))
+        .await;
+    assert_eq!(outcome, SubscribeOutcome::Closed(Some(3500)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -623,20 +496,19 @@ async fn silent_units_are_reminded_then_their_parent_and_grandparent_are_told() 
         .find(|u| *u != silent)
         .expect("a second unit in the county");
 
-    let (mut silent_ws, _) = Ws::connect(
+    let mut silent_ws = Ws::connect(
         &server,
         &server.login_as("silent", "officer", Some(&silent)),
     )
     .await;
-    let (mut acked_ws, _) =
+    let mut acked_ws =
         Ws::connect(&server, &server.login_as("prompt", "officer", Some(&acked))).await;
-    let (mut county_ws, _) = Ws::connect(
+    let mut county_ws = Ws::connect(
         &server,
         &server.login_as("county", "officer", Some(&county)),
     )
     .await;
-    let (mut city_ws, _) =
-        Ws::connect(&server, &server.login_as("city", "officer", Some(&city))).await;
+    let mut city_ws = Ws::connect(&server, &server.login_as("city", "officer", Some(&city))).await;
 
     let (status, sent) = send(&server, &admin, json!({"units": [silent, acked]}));
     assert_eq!(status, 201, "{sent}");
@@ -650,7 +522,7 @@ async fn silent_units_are_reminded_then_their_parent_and_grandparent_are_told() 
     let silent_channel = format!("unit:{silent}");
     let mut reminders = Vec::new();
     while let Some(push) = silent_ws
-        .next_publication(&silent_channel, Duration::from_secs(4))
+        .next_on(&silent_channel, Duration::from_secs(4))
         .await
     {
         if push["type"] == "reminder" {
@@ -687,10 +559,7 @@ async fn silent_units_are_reminded_then_their_parent_and_grandparent_are_told() 
         (&mut city_ws, format!("unit:{city}")),
         (&mut acked_ws, format!("unit:{acked}")),
     ] {
-        while let Some(push) = ws
-            .next_publication(&channel, Duration::from_millis(200))
-            .await
-        {
+        while let Some(push) = ws.next_on(&channel, Duration::from_millis(200)).await {
             assert!(
                 push["type"] != "reminder" && push["type"] != "escalation",
                 "unexpected on {channel}: {push}"
@@ -703,7 +572,7 @@ async fn silent_units_are_reminded_then_their_parent_and_grandparent_are_told() 
 async fn next_of_type(ws: &mut Ws, channel: &str, kind: &str) -> Value {
     loop {
         let push = ws
-            .next_publication(channel, Duration::from_secs(6))
+            .next_on(channel, Duration::from_secs(6))
             .await
             .unwrap_or_else(|| panic!("no {kind} on {channel} in time"));
         if push["type"] == kind {
@@ -720,7 +589,7 @@ async fn a_scheduled_directive_is_sent_at_its_time_and_a_cancelled_one_never() {
     let unit = stations_under(&all, "xian")[0].clone();
     let moderator = server.login_as("xian-moderator", "moderator", Some("xian"));
     let other_moderator = server.login_as("other-moderator", "moderator", Some("xian"));
-    let (mut unit_ws, _) =
+    let mut unit_ws =
         Ws::connect(&server, &server.login_as("officer", "officer", Some(&unit))).await;
     let channel = format!("unit:{unit}");
 
@@ -775,19 +644,17 @@ async fn a_scheduled_directive_is_sent_at_its_time_and_a_cancelled_one_never() {
     assert_eq!(pending[0]["id"], kept_id);
 
     // Nothing arrives before the time; the kept one arrives after it.
-    let early = unit_ws
-        .next_publication(&channel, Duration::from_millis(500))
-        .await;
+    let early = unit_ws.next_on(&channel, Duration::from_millis(500)).await;
     assert!(early.is_none(), "nothing before its time: {early:?}");
     let push = unit_ws
-        .next_publication(&channel, WAIT)
+        .next_on(&channel, WAIT)
         .await
         .expect("the scheduled directive arrives");
     assert_eq!(push["entry"]["directive"]["id"], kept_id);
     assert_eq!(push["entry"]["seq"], 1);
     assert!(
         unit_ws
-            .next_publication(&channel, Duration::from_millis(800))
+            .next_on(&channel, Duration::from_millis(800))
             .await
             .is_none(),
         "the cancelled one never comes"
@@ -845,7 +712,8 @@ async fn a_meeting_room_screen_logs_in_with_its_credential_until_it_is_revoked()
     let (status, sent) = send(&server, &admin, json!({"units": [unit]}));
     assert_eq!(status, 201, "{sent}");
     let directive = sent["directive"]["id"].clone();
-    let (mut ws, connect) = Ws::connect(&server, &screen).await;
+    let mut ws = Ws::connect(&server, &screen).await;
+    let connect = ws.connected.clone();
     assert!(connect["subs"].get(format!("unit:{unit}")).is_some());
     let inbox = ws.rpc("inbox.list", json!({})).await.unwrap();
     assert_eq!(inbox["entries"][0]["directive"]["id"], directive);
@@ -903,7 +771,7 @@ async fn corrections_and_retractions_reach_online_and_offline_units_in_order() {
     let (online_unit, offline_unit) = (stations[0].clone(), stations[1].clone());
     let moderator = server.login_as("xian-moderator", "moderator", Some("xian"));
     let outsider = server.login_as("baoji-moderator", "moderator", Some("baoji"));
-    let (mut online, _) = Ws::connect(
+    let mut online = Ws::connect(
         &server,
         &server.login_as("online", "officer", Some(&online_unit)),
     )
@@ -989,7 +857,7 @@ async fn corrections_and_retractions_reach_online_and_offline_units_in_order() {
     assert_eq!(push["entry"]["kind"], "retracted");
 
     // The unit that was offline catches up with all three, in order.
-    let (mut offline, _) = Ws::connect(
+    let mut offline = Ws::connect(
         &server,
         &server.login_as("offline", "officer", Some(&offline_unit)),
     )
@@ -1025,13 +893,13 @@ async fn feedback_reaches_the_parent_and_headquarters_at_once_and_is_answered_in
         .find(|u| *u != unit)
         .unwrap();
     let officer = server.login_as("officer", "officer", Some(&unit));
-    let (mut county_ws, _) = Ws::connect(
+    let mut county_ws = Ws::connect(
         &server,
         &server.login_as("county-officer", "officer", Some(&county)),
     )
     .await;
     let county_officer = server.login_as("county-officer-2", "officer", Some(&county));
-    let (mut hq_ws, _) = Ws::connect(
+    let mut hq_ws = Ws::connect(
         &server,
         &server.login_as("hq-officer", "officer", Some("sx")),
     )

@@ -46,12 +46,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod chat;
 mod duration;
 mod error;
 mod load;
 mod relay;
 mod validate;
 
+pub use chat::{ChatConfig, ChatFilterMode, MAX_CHAT_MESSAGE_LENGTH, MAX_SLOW_MODE};
 pub use relay::{IceServer, RelayConfig};
 
 pub use error::{ConfigError, Origin, Problem};
@@ -76,6 +78,9 @@ pub struct Config {
     pub relay: RelayConfig,
     /// `[directives]`: reminders and escalation for directives awaiting acknowledgement.
     pub directives: DirectivesConfig,
+    /// `[chat]`: the rules of meeting chat (message length, rate limit, word filter,
+    /// default slow mode).
+    pub chat: ChatConfig,
 }
 
 /// When a unit that has not acknowledged a directive is reminded, and when its parent and
@@ -345,11 +350,15 @@ impl ChannelConfig {
 
 /// The namespaces rootcast's own services publish in, present in every configuration:
 /// `unit` (each unit's live inbox, `unit:<unit id>`: new directives, reminders,
-/// acknowledgements by colleagues; presence tells who is online) and `ack` (a directive's
-/// live acknowledgement map over one subtree, `ack:<directive id>@<unit id>`). Both are
-/// `protected`: only the tokens the services issue after checking role and scope open
-/// them.
-pub const BUILTIN_NAMESPACES: [&str; 2] = ["unit", "ack"];
+/// acknowledgements by colleagues; presence tells who is online), `ack` (a directive's
+/// live acknowledgement map over one subtree, `ack:<directive id>@<unit id>`), and a live
+/// meeting's channels: `meeting` (`meeting:<id>`: state, announcements, the question on
+/// screen; presence and join/leave feed attendance), `qa` (`qa:<id>`: questions and
+/// answers as viewers see them) and `meeting-chat` (`meeting-chat:<id>`; `chat` is the
+/// open namespace of the default configuration). All are `protected`: only the
+/// tokens the services issue after checking role and scope open them. The meeting
+/// namespaces keep a short history so a client that reconnects recovers what it missed.
+pub const BUILTIN_NAMESPACES: [&str; 5] = ["unit", "ack", "meeting", "qa", "meeting-chat"];
 
 /// The options of a built-in namespace (see [`BUILTIN_NAMESPACES`]).
 pub fn builtin_namespace(name: &str) -> Option<&'static NamespaceOptions> {
@@ -364,10 +373,32 @@ pub fn builtin_namespace(name: &str) -> Option<&'static NamespaceOptions> {
             protected: true,
             ..NamespaceOptions::default()
         });
+    static MEETING: std::sync::LazyLock<NamespaceOptions> =
+        std::sync::LazyLock::new(|| NamespaceOptions {
+            presence: true,
+            join_leave: true,
+            ..meeting_live()
+        });
+    static MEETING_LIVE: std::sync::LazyLock<NamespaceOptions> =
+        std::sync::LazyLock::new(meeting_live);
     match name {
         "unit" => Some(&UNIT),
         "ack" => Some(&ACK),
+        "meeting" => Some(&MEETING),
+        "qa" | "meeting-chat" => Some(&MEETING_LIVE),
         _ => None,
+    }
+}
+
+/// A protected namespace whose channels keep 500 publications for an hour, recoverable.
+fn meeting_live() -> NamespaceOptions {
+    NamespaceOptions {
+        protected: true,
+        history_size: 500,
+        history_ttl: Duration::from_secs(3600),
+        allow_recovery: true,
+        allow_positioning: true,
+        ..NamespaceOptions::default()
     }
 }
 
@@ -424,7 +455,8 @@ impl Default for ChannelConfig {
 /// The namespaces a server has when its configuration names none (see
 /// `docs/decisions/0002-defaults-for-serve.md`): `sys` for the node's live numbers on
 /// `sys:stats`, which anyone may watch, and `chat` for the README's tour. (The built-in
-/// `unit` and `ack` are there whatever a configuration lists: [`BUILTIN_NAMESPACES`].)
+/// namespaces of the services are there whatever a configuration lists:
+/// [`BUILTIN_NAMESPACES`].)
 fn default_namespaces() -> Vec<Namespace> {
     vec![
         Namespace {

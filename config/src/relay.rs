@@ -44,6 +44,12 @@ pub struct RelayConfig {
     /// STUN/TURN servers handed to clients in `Link: <url>; rel="ice-server"` headers
     /// (RFC 9725 §4.6) on every 201 and on `OPTIONS`. The relay itself uses none.
     pub ice_servers: Vec<IceServer>,
+    /// Record every live stream to WebM in `recording_dir` (VP8 and Opus as they arrive,
+    /// no transcoding). Default on.
+    pub record: bool,
+    /// The folder for recordings (relative to the working directory; created when
+    /// missing), listed at `GET /recordings`. Empty: no recording and no list.
+    pub recording_dir: String,
 }
 
 /// One STUN or TURN server for clients (`[[relay.ice_servers]]`).
@@ -142,17 +148,32 @@ impl Default for RelayConfig {
             initial_viewer_bitrate_bps: 1_000_000,
             require_token: false,
             ice_servers: Vec::new(),
+            record: true,
+            recording_dir: "data/recordings".to_owned(),
         }
     }
 }
 
 impl RelayConfig {
-    /// The test setting: UDP on `127.0.0.1:0`, only the loopback address announced.
+    /// The test setting: UDP on `127.0.0.1:0`, only the loopback address announced, no
+    /// recording (a test that records sets its own `recording_dir`).
     pub fn loopback() -> RelayConfig {
         RelayConfig {
             udp_bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            recording_dir: String::new(),
             ..RelayConfig::default()
         }
+    }
+
+    /// The recording folder, when one is set (`recording_dir` not empty).
+    pub fn recording_folder(&self) -> Option<std::path::PathBuf> {
+        let dir = self.recording_dir.trim();
+        (!dir.is_empty()).then(|| std::path::PathBuf::from(dir))
+    }
+
+    /// Where live streams are recorded: the folder, when `record` is on and one is set.
+    pub fn recording_target(&self) -> Option<std::path::PathBuf> {
+        self.recording_folder().filter(|_| self.record)
     }
 
     /// The ICE-TCP listen address, when ICE-TCP is on (`tcp_bind` set and valid).

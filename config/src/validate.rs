@@ -28,6 +28,9 @@ impl Config {
         for (key, reason) in self.relay.problems() {
             problems.add(key, reason);
         }
+        for (key, reason) in self.chat.problems() {
+            problems.add(key, reason);
+        }
         if problems.0.is_empty() {
             Ok(())
         } else {

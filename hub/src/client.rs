@@ -645,13 +645,12 @@ impl ClientSession {
             }
         }
 
-        if ns.presence
-            && let Err(error) = node
-                .presence
-                .add(channel, self.client_info(params.chan_info.clone()))
-                .await
-        {
-            tracing::warn!(%channel, %error, "presence add failed");
+        if ns.presence {
+            let info = self.client_info(params.chan_info.clone());
+            if let Err(error) = node.presence.add(channel, info.clone()).await {
+                tracing::warn!(%channel, %error, "presence add failed");
+            }
+            node.presence_joined(channel, &info);
         }
         self.subscriptions.insert(
             channel.to_owned(),
@@ -707,10 +706,11 @@ impl ClientSession {
         {
             tracing::warn!(%channel, %error, "broker unsubscribe failed");
         }
-        if subscription.presence
-            && let Err(error) = node.presence.remove(channel, &self.handle.client_id).await
-        {
-            tracing::warn!(%channel, %error, "presence remove failed");
+        if subscription.presence {
+            if let Err(error) = node.presence.remove(channel, &self.handle.client_id).await {
+                tracing::warn!(%channel, %error, "presence remove failed");
+            }
+            node.presence_left(channel, &self.client_info(subscription.chan_info.clone()));
         }
         if subscription.join_leave {
             let info = self.client_info(subscription.chan_info);

@@ -39,6 +39,15 @@ pub struct ServerPublish {
     pub idempotency_key: Option<String>,
 }
 
+/// Told each time a connection enters or leaves a channel's presence (namespaces with
+/// `presence` on), after the presence store was updated. The meeting attendance log is
+/// the one observer (`hub/src/service/attendance.rs`). Called on the connection's own
+/// task: it must return at once (queue the work, never block or await).
+pub trait PresenceObserver: Send + Sync + 'static {
+    fn joined(&self, channel: &str, info: &ClientInfo);
+    fn left(&self, channel: &str, info: &ClientInfo);
+}
+
 /// A summary of this node for the `info` API and the stats channel.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeInfo {
@@ -74,6 +83,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     registry: Mutex<Registry>,
     shutting_down: std::sync::atomic::AtomicBool,
+    /// Set once by [`Node::observe_presence`].
+    presence_observer: std::sync::OnceLock<Arc<dyn PresenceObserver>>,
 }
 
 impl Node {
@@ -114,6 +125,7 @@ impl Node {
             metrics,
             registry: Mutex::default(),
             shutting_down: Default::default(),
+            presence_observer: std::sync::OnceLock::new(),
         }))
     }
 
@@ -289,6 +301,26 @@ impl Node {
             return Err(ClientError::NOT_AVAILABLE);
         }
         self.presence.stats(channel).await.map_err(internal)
+    }
+
+    /// Installs the observer of presence joins and leaves; `false` when one is installed
+    /// already (there is at most one).
+    pub fn observe_presence(&self, observer: Arc<dyn PresenceObserver>) -> bool {
+        self.presence_observer.set(observer).is_ok()
+    }
+
+    /// Tells the presence observer, if any, that a connection entered `channel`.
+    pub(crate) fn presence_joined(&self, channel: &str, info: &ClientInfo) {
+        if let Some(observer) = self.presence_observer.get() {
+            observer.joined(channel, info);
+        }
+    }
+
+    /// Tells the presence observer, if any, that a connection left `channel`.
+    pub(crate) fn presence_left(&self, channel: &str, info: &ClientInfo) {
+        if let Some(observer) = self.presence_observer.get() {
+            observer.left(channel, info);
+        }
     }
 
     /// Channels with subscribers on this node and their subscriber counts.

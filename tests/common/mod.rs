@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test file uses a different subset.
 
 pub mod browser;
+pub mod ws;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -24,16 +24,18 @@ use super::{ServiceError, Services, views};
 use crate::auth::Principal;
 use crate::node::Node;
 
-/// The OpenAPI description of these routes (a test checks it lists exactly them).
-pub const OPENAPI: &str = include_str!("openapi.json");
+/// The OpenAPI description of the directive, account and feedback routes; the meeting
+/// and chat routes are described in their own files and merged in by [`openapi_document`]
+/// (a test checks the whole document lists exactly routes that exist).
+const OPENAPI: &str = include_str!("openapi.json");
 
 /// Largest request body: a directive's body is at most 64 KiB of Markdown.
 const BODY_LIMIT: usize = 256 * 1024;
 
 #[derive(Clone)]
-struct AppState {
-    node: Arc<Node>,
-    services: Arc<Services>,
+pub(super) struct AppState {
+    pub(super) node: Arc<Node>,
+    pub(super) services: Arc<Services>,
 }
 
 /// The routes under `/api/v1/`.
@@ -66,12 +68,42 @@ pub fn router(node: Arc<Node>, services: Arc<Services>) -> Router {
         .route("/api/v1/feedback/{id}/messages", post(post_feedback))
         .route("/api/v1/feedback/{id}/close", post(close_feedback))
         .route("/api/openapi.json", get(openapi))
+        .merge(super::meetings::routes())
+        .merge(super::chat::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(AppState { node, services })
 }
 
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    static DOCUMENT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| openapi_document().to_string());
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
+}
+
+/// The whole OpenAPI document: `openapi.json` with the `paths` (and `components.schemas`)
+/// of the meeting and chat fragments merged in.
+pub fn openapi_document() -> Value {
+    let mut document: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+    for fragment in [super::meetings::OPENAPI_PATHS, super::chat::OPENAPI_PATHS] {
+        let fragment: Value = serde_json::from_str(fragment).expect("OpenAPI fragment is JSON");
+        for section in ["paths", "schemas"] {
+            let Some(Value::Object(entries)) = fragment.get(section) else {
+                continue;
+            };
+            let target = match section {
+                "paths" => &mut document["paths"],
+                _ => &mut document["components"]["schemas"],
+            };
+            if let Value::Object(target) = target {
+                target.extend(entries.clone());
+            }
+        }
+    }
+    document
 }
 
 impl IntoResponse for ServiceError {
@@ -80,14 +112,17 @@ impl IntoResponse for ServiceError {
     }
 }
 
-type Reply = Result<Response, ServiceError>;
+pub(super) type Reply = Result<Response, ServiceError>;
 
-fn ok(value: Value) -> Reply {
+pub(super) fn ok(value: Value) -> Reply {
     Ok(Json(value).into_response())
 }
 
 /// Parses a JSON body, with a message that names what is wrong.
-fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ServiceError> {
+pub(super) fn parse<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ServiceError> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -101,7 +136,10 @@ fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, Se
         .map_err(|error| ServiceError::BadRequest(format!("bad request body: {error}")))
 }
 
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Principal, ServiceError> {
+pub(super) async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, ServiceError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -17,6 +17,12 @@
 //! - `ack:<directive id>@<unit id>`: the acknowledgement map of one directive over one
 //!   subtree; the dashboard call returns a subscription token for it after the scope
 //!   check. Each publication is `{"type":"state","state":…}`.
+//! - `meeting:<id>` and `qa:<id>` (with `qa:<id>@moderators` and `qa:<id>#<account>`): a
+//!   live meeting's state, announcements, screen and Q&A; `meeting.join` returns their
+//!   tokens after the access check (see `meetings.rs` and `qa.rs`).
+//! - `meeting-chat:<id>` and `meeting-chat:<id>@moderators`: a meeting's chat and its
+//!   moderation queue; `chat.history` returns their tokens after the access check (see
+//!   `chat.rs`).
 //!
 //! # Invariants
 //! - **The store is the truth; channels only push.** A directive is written (with every
@@ -29,10 +35,15 @@
 //!   acknowledges for it; delivery and read receipts come only from the unit's own people
 //!   and screens.
 
+mod attendance;
+mod chat;
+mod chat_rules;
 pub mod credentials;
 mod directives;
 mod feedback;
 pub mod http;
+mod meetings;
+mod qa;
 pub mod reminders;
 pub mod rpc;
 mod views;
@@ -61,6 +72,8 @@ pub struct Services {
     /// HS256 key for connection and subscription tokens (the hub's own
     /// `client.token.hmac_secret_key`, so the hub accepts them).
     token_secret: String,
+    /// Meeting chat's slow mode and rate limit counts on this node.
+    chat_limiter: chat_rules::Limiter,
 }
 
 /// What went wrong, as the caller should hear it. Each kind has an HTTP status and an RPC
@@ -79,6 +92,10 @@ pub enum ServiceError {
     Conflict(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// Too many requests (chat slow mode, rate limit): try again after `retry_after`
+    /// seconds (rounded up), which the REST body carries as `retry_after`.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     /// Details are logged, not shown.
     #[error("internal error")]
     Internal,
@@ -93,6 +110,7 @@ impl ServiceError {
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,19 +124,24 @@ impl ServiceError {
             ServiceError::NotFound(_) => "not_found",
             ServiceError::Conflict(_) => "conflict",
             ServiceError::Unprocessable(_) => "unprocessable",
+            ServiceError::TooManyRequests { .. } => "too_many_requests",
             ServiceError::Internal => "internal",
         }
     }
 
     /// The RPC error reply: code 1000 + the HTTP status (1400, 1401, 1403, 1404, 1409,
-    /// 1422, 1500).
+    /// 1422, 1429, 1500).
     pub fn to_client_error(&self) -> ClientError {
         ClientError::application(1000 + u32::from(self.status().as_u16()), self.to_string())
     }
 
     /// The JSON body of an error response.
     pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"code": self.code(), "message": self.to_string()}})
+        let mut body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        if let ServiceError::TooManyRequests { retry_after, .. } = self {
+            body["error"]["retry_after"] = json!(retry_after);
+        }
+        body
     }
 }
 
@@ -129,21 +152,28 @@ impl From<StoreError> for ServiceError {
             | StoreError::DirectiveNotFound(_)
             | StoreError::NotInInbox { .. }
             | StoreError::UnknownAccount(_)
-            | StoreError::UnknownCredential(_) => ServiceError::NotFound(error.to_string()),
+            | StoreError::UnknownCredential(_)
+            | StoreError::MeetingNotFound(_)
+            | StoreError::QuestionNotFound(_) => ServiceError::NotFound(error.to_string()),
             StoreError::UnitExists(_)
             | StoreError::DirectiveExists(_)
             | StoreError::AccountExists(_)
             | StoreError::HasChildren { .. }
             | StoreError::StaleVersion { .. }
             | StoreError::Retracted(_)
-            | StoreError::ThreadClosed(_) => ServiceError::Conflict(error.to_string()),
+            | StoreError::ThreadClosed(_)
+            | StoreError::MeetingExists(_)
+            | StoreError::MeetingConflict(_) => ServiceError::Conflict(error.to_string()),
             StoreError::ThreadNotFound(_) => ServiceError::NotFound(error.to_string()),
             StoreError::Invalid(_) | StoreError::Import(_) => {
                 ServiceError::BadRequest(error.to_string())
             }
-            StoreError::Directive(_) | StoreError::Feedback(_) => {
+            StoreError::Directive(_) | StoreError::Feedback(_) | StoreError::MeetingInput(_) => {
                 ServiceError::Unprocessable(error.to_string())
             }
+            StoreError::ChatMessageNotFound(_) => ServiceError::NotFound(error.to_string()),
+            StoreError::ChatConflict(_) => ServiceError::Conflict(error.to_string()),
+            StoreError::ChatInput(_) => ServiceError::Unprocessable(error.to_string()),
             StoreError::Auth(auth) => auth.into(),
             other => {
                 tracing::error!(error = %other, "store failure");
@@ -188,6 +218,7 @@ impl Services {
         Ok(Services {
             store,
             token_secret: token_secret.to_owned(),
+            chat_limiter: chat_rules::Limiter::default(),
         })
     }
 

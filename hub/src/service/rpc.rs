@@ -164,12 +164,14 @@ pub fn register(services: &Arc<Services>, registry: &mut RpcRegistry) {
             },
         );
     }
+    super::meetings::register_rpc(services, registry);
+    super::chat::register_rpc(services, registry);
 }
 
 /// Data of a method that takes none (absent, `null` or `{}`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Empty {}
+pub(super) struct Empty {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,8 +236,12 @@ struct RetractCall {
 
 /// Registers one method: parse the data into `R`, resolve the caller, run `handler`, and
 /// turn the outcome into an RPC reply.
-fn method<R, F, Fut>(services: &Arc<Services>, registry: &mut RpcRegistry, name: &str, handler: F)
-where
+pub(super) fn method<R, F, Fut>(
+    services: &Arc<Services>,
+    registry: &mut RpcRegistry,
+    name: &str,
+    handler: F,
+) where
     R: DeserializeOwned + Send + 'static,
     F: Fn(Arc<Services>, Arc<Node>, Principal, R) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Value, ServiceError>> + Send + 'static,

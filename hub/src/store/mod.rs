@@ -29,8 +29,9 @@
 //! Each domain gets its own file with an `impl Store` block and its own migration
 //! (`0002_directives.sql`, …) for both backends: [`org`] is the pattern; `directives`
 //! (sends, per-unit inboxes as ordered `sent`/`corrected`/`retracted` entries, versions,
-//! acknowledgements per version), `feedback` (threads from units) and `audit` (the
-//! tamper-evident log) follow it. A write that people must be able to account for
+//! acknowledgements per version), `feedback` (threads from units), `meetings` (meetings,
+//! their audience, announcements, the attendance log), `qa` (questions, votes, answers)
+//! and `audit` (the tamper-evident log) follow it. A write that people must be able to account for
 //! appends its audit entry **inside its own transaction**: start it with
 //! `BeginAudited::begin_audited` (or `BeginWrite::begin_write` then
 //! `AuditTx::lock_audit` when it also needs the tree lock), make the change, then
@@ -39,11 +40,14 @@
 
 mod accounts;
 mod audit;
+mod chat;
 mod directives;
 mod feedback;
 mod jobs;
 mod listing;
+mod meetings;
 mod org;
+mod qa;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -63,10 +67,15 @@ use crate::org::OrgError;
 use crate::org::tree::ImportErrors;
 
 pub use audit::{AuditBreak, AuditEntry, AuditReport};
+pub use chat::{ChatMessage, ChatSanction, ChatSettings, ChatState, NewChatMessage, SanctionKind};
 pub use directives::{Acknowledgement, InboxEntry, Retraction, VersionRecord};
 pub use feedback::{FeedbackMessage, FeedbackThread, NewThread, ThreadFilter};
 pub use jobs::{ScheduledDirective, SentNudge, SilentUnit};
+pub use meetings::{
+    Announcement, AttendanceRecord, Meeting, MeetingScope, MeetingStatus, MeetingUnit, NewMeeting,
+};
 pub use org::{DemoLoad, ImportReport};
+pub use qa::{Answer, NewQuestion, Question, QuestionStatus};
 
 /// How long a connection waits for SQLite's write lock, or for a pooled connection.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,6 +109,16 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "directive_jobs",
         include_str!("../../migrations/sqlite/0005_directive_jobs.sql"),
     ),
+    (
+        6,
+        "meetings",
+        include_str!("../../migrations/sqlite/0006_meetings.sql"),
+    ),
+    (
+        7,
+        "chat",
+        include_str!("../../migrations/sqlite/0007_chat.sql"),
+    ),
 ];
 /// Migrations for PostgreSQL, the same versions as for SQLite.
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -127,6 +146,16 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "directive_jobs",
         include_str!("../../migrations/postgres/0005_directive_jobs.sql"),
+    ),
+    (
+        6,
+        "meetings",
+        include_str!("../../migrations/postgres/0006_meetings.sql"),
+    ),
+    (
+        7,
+        "chat",
+        include_str!("../../migrations/postgres/0007_chat.sql"),
     ),
 ];
 
@@ -194,6 +223,27 @@ pub enum StoreError {
     ThreadClosed(String),
     #[error(transparent)]
     Feedback(#[from] crate::directive::feedback::FeedbackError),
+    #[error("meeting {0:?} does not exist")]
+    MeetingNotFound(String),
+    #[error("meeting {0:?} already exists")]
+    MeetingExists(String),
+    #[error("question {0:?} does not exist")]
+    QuestionNotFound(String),
+    /// A meeting or question is not in a state that allows the step.
+    #[error("{0}")]
+    MeetingConflict(String),
+    /// A meeting, announcement, question or answer that breaks a rule (blank, too long,
+    /// unknown level, bad stream name).
+    #[error("{0}")]
+    MeetingInput(String),
+    #[error("chat message {0} does not exist in this meeting")]
+    ChatMessageNotFound(i64),
+    /// A chat message or sanction is not in a state that allows the step.
+    #[error("{0}")]
+    ChatConflict(String),
+    /// A chat setting or sanction that breaks a rule.
+    #[error("{0}")]
+    ChatInput(String),
     #[error("the store holds a value it cannot read ({0}); was it written by a newer rootcast?")]
     Corrupt(String),
 }
