@@ -13,8 +13,6 @@ use common::TestServer;
 use common::browser::{CONTAINED_RELAY_UDP_BIND, run_contained, run_node_script};
 
 #[test]
-#[ignore = "flaky until VP8 picture ids are rewritten at a layer switch (issue 3): a viewer \
-            sometimes stalls after a switch; run with --ignored"]
 fn simulcast_late_join_and_layer_switches_in_a_real_browser() {
     run_contained(
         "rc-sim",

@@ -1,11 +1,12 @@
 //! A per-stream packet cache: the last packets of one publisher stream, by original sequence
-//! number, to answer viewers' NACKs.
+//! number.
 //!
 //! One cache per publisher stream ([`SourceKey`](crate::packet::SourceKey)), shared by every
-//! viewer: a viewer's NACK names its own rewritten sequence number, which the viewer's
-//! [`SeqTsRewriter`](crate::rewrite::SeqTsRewriter) maps back to `(source, original seq)`, and
-//! the packet comes from here. The payload is the same `Arc<[u8]>` that was forwarded, so the
-//! cache holds no copies.
+//! viewer. A viewer that starts video shortly after a keyframe starts from the cached keyframe
+//! and the packets after it (`ForwarderConfig::join_from_cache`). It does not answer NACKs:
+//! str0m answers them from each viewer's own RTX cache and does not show them to the relay
+//! (`relay/DESIGN.md` §2 and §10 say why, with the memory this costs). The payload is the
+//! same `Arc<[u8]>` that was forwarded, so the cache holds no copies.
 //!
 //! The cache is a ring indexed by `seq % capacity` (capacity a power of two), bounded by count
 //! and by age: a packet older than `max_age` is never returned, and [`PacketCache::prune`]
@@ -14,9 +15,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::packet::Payload;
+use crate::packet::{Codec, Payload};
 
-/// One cached packet (the header fields a resend needs, and the shared payload).
+/// One cached packet (the header fields a replay needs, and the shared payload).
 #[derive(Debug, Clone)]
 pub struct CachedPacket {
     /// Extended original sequence number.
@@ -27,6 +28,8 @@ pub struct CachedPacket {
     pub marker: bool,
     /// Original payload type.
     pub payload_type: u8,
+    /// The codec (decides codec-specific rewriting when the packet is replayed).
+    pub codec: Codec,
     /// Whether the packet starts a keyframe.
     pub keyframe: bool,
     /// When the packet arrived from the publisher.
@@ -149,6 +152,7 @@ mod tests {
             timestamp: seq as u32 * 10,
             marker: false,
             payload_type: 96,
+            codec: Codec::Vp8,
             keyframe: false,
             received_at: at,
             payload: Arc::from(seq.to_be_bytes().as_slice()),

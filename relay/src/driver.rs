@@ -29,7 +29,7 @@
 //! a restart re-accepts the session's stored offer with the new credentials (str0m's own
 //! path for a remote ICE restart), so str0m flushes the old pairs and answers with new ones.
 //!
-//! The host's [`StreamEvents`] hear, from this task: `stream_live` when a publisher's
+//! The host's [`StreamEvents`](crate::StreamEvents) hear, from this task: `stream_live` when a publisher's
 //! ICE and DTLS are up, `stream_ended` when it leaves, and connected-viewer counts coalesced
 //! by [`ViewerCounts`] (at most every 500 ms per stream, the last value always sent).
 //!
@@ -51,7 +51,7 @@ use str0m::change::SdpOffer;
 use str0m::format::{Codec as StrCodec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, MediaKind as StrKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive, TcpType};
-use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Ssrc};
+use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Ssrc, Vp8Descriptor, Vp8Patch};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
@@ -64,10 +64,12 @@ use crate::hooks::RelayHooks;
 use crate::keyframes::KeyframeKind;
 use crate::layers::{LayerChoice, ViewerPreference};
 use crate::packet::{Codec, InboundPacket, LayerId, MediaKind, PacketHeader};
+use crate::record::{Recording, Selection};
 use crate::report::ViewerCounts;
 use crate::sdp_checks::{self, OfferRole, OfferSummary, SdpProblem, SectionKind};
 use crate::sdpfrag::{self, Fragment};
 use crate::tcp::{self, TcpEvent};
+use crate::vp8::Vp8Fields;
 
 /// Largest datagram read from the socket.
 const RECV_BUF: usize = 2048;
@@ -321,6 +323,7 @@ pub async fn start_with(config: RelayConfig, hooks: RelayHooks) -> io::Result<Re
         tcp_destination,
         tcp: HashMap::new(),
         tcp_by_source: HashMap::new(),
+        finishing_recordings: Vec::new(),
     };
     tokio::spawn(driver.run(socket, rx, tcp_rx));
     tracing::info!(
@@ -490,9 +493,11 @@ impl RelayHandle {
         self.ask(|reply| Command::Stats { reply }).await
     }
 
-    /// Stops the driver task (every session ends).
+    /// Stops the driver task (every session ends) and waits until it has ended, with its
+    /// recordings finished.
     pub async fn shutdown(&self) {
         let _ = self.tx.send(Command::Shutdown).await;
+        self.tx.closed().await;
     }
 
     async fn ask<T>(
@@ -714,6 +719,8 @@ struct Stream {
     live: bool,
     /// Viewers whose ICE and DTLS are up (what `viewer_count` reports).
     connected_viewers: usize,
+    /// The current publisher's recording (`[relay] record`), from live to its end.
+    recording: Option<Recording>,
 }
 
 struct Driver {
@@ -734,6 +741,8 @@ struct Driver {
     tcp: HashMap<u64, TcpConn>,
     /// Remote address → connection, for `Transmit`s with `Protocol::Tcp`.
     tcp_by_source: HashMap<SocketAddr, u64>,
+    /// Recordings completing their files on their writer threads (joined at shutdown).
+    finishing_recordings: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// One ICE-TCP connection as the driver sees it.
@@ -807,6 +816,11 @@ impl Driver {
         for key in keys {
             self.remove_peer(now, key, "relay stopped");
         }
+        // Recordings complete their files before the driver ends (and `shutdown` returns).
+        let finishing = std::mem::take(&mut self.finishing_recordings);
+        let _ =
+            tokio::task::spawn_blocking(move || finishing.into_iter().for_each(|t| drop(t.join())))
+                .await;
         tracing::info!("relay stopped");
     }
 
@@ -1053,6 +1067,14 @@ impl Driver {
                         Event::RtpPacket(packet) => {
                             if let (Role::Publisher(p), Some(stream)) = (&mut peer.role, stream) {
                                 if let Some(inbound) = inbound_packet(p, &mut peer.rtc, packet) {
+                                    if let Some(recording) = &mut stream.recording {
+                                        recording.offer(now, &inbound);
+                                        if recording.take_keyframe_request() {
+                                            recording_keyframe(p, &mut peer.rtc, recording);
+                                            // Sent with the next timeout (see keyframe_requests).
+                                            peer.timeout = peer.timeout.min(peer.created);
+                                        }
+                                    }
                                     stream
                                         .forwarder
                                         .handle_publisher_packet(now, &inbound, forwards);
@@ -1145,6 +1167,8 @@ impl Driver {
             Role::Publisher(_) => {
                 if stream.publisher == Some(key) && !stream.live {
                     stream.live = true;
+                    let config = &self.shared.config;
+                    stream.recording = start_recording(config, &peer.stream, &stream.params, now);
                     self.shared.hooks.events.stream_live(&peer.stream);
                 }
                 return;
@@ -1202,17 +1226,20 @@ impl Driver {
             let Some(tx) = api.stream_tx_by_mid(mid, None) else {
                 continue;
             };
-            tx.write_rtp(
-                RtpWrite::new(
-                    pt,
-                    SeqNo::from(f.seq),
-                    f.timestamp,
-                    f.received_at,
-                    f.payload,
-                )
-                .marker(f.marker)
-                .nackable(true),
-            );
+            let patch = f.vp8.and_then(|fields| vp8_patch(&f.payload, fields));
+            let mut write = RtpWrite::new(
+                pt,
+                SeqNo::from(f.seq),
+                f.timestamp,
+                f.received_at,
+                f.payload,
+            )
+            .marker(f.marker)
+            .nackable(true);
+            if let Some(patch) = patch {
+                write = write.vp8_patch(patch);
+            }
+            tx.write_rtp(write);
             viewer.egress.entry(mid).or_default().written += 1;
             self.dirty.insert(key);
         }
@@ -1246,6 +1273,7 @@ impl Driver {
                 KeyframeKind::Fir => KeyframeRequestKind::Fir,
             };
             if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+                tracing::debug!(stream = %stream_name, ?rid, ?kind, "relay: keyframe request");
                 rx.request_keyframe(kind);
                 // str0m 0.24 builds the PLI/FIR in its next `handle_timeout` (up to the TWCC
                 // interval, 50 ms, or an RTCP interval away). A join waits on it (R2): make
@@ -1325,6 +1353,10 @@ impl Driver {
                     stream.publisher = None;
                     stream.params.clear();
                     stream.forwarder.publisher_left(now);
+                    if let Some(recording) = stream.recording.take() {
+                        self.finishing_recordings.retain(|t| !t.is_finished());
+                        self.finishing_recordings.push(recording.finish());
+                    }
                     if stream.live {
                         stream.live = false;
                         if let Some(n) = self.counts.flush(now, &peer.stream) {
@@ -1700,6 +1732,7 @@ impl Stream {
             viewers: HashSet::new(),
             live: false,
             connected_viewers: 0,
+            recording: None,
         }
     }
 }
@@ -1710,6 +1743,8 @@ impl Stream {
 fn forwarder_config() -> ForwarderConfig {
     let mut config = ForwarderConfig::default();
     config.selector.start_lowest = Some(Duration::from_secs(1));
+    // R2: a join right after a keyframe would otherwise wait for the keyframe throttle.
+    config.join_from_cache = Some(Duration::from_millis(500));
     config
 }
 
@@ -1726,6 +1761,31 @@ fn str_kind(kind: StrKind) -> MediaKind {
         MediaKind::Audio
     } else {
         MediaKind::Video
+    }
+}
+
+/// The core's VP8 descriptor fields for one viewer → str0m's `Vp8Patch`, applied when str0m
+/// serializes the packet (and its RTX resends): same length, no copy of the shared payload.
+/// The core parses descriptors exactly as str0m does, so `None` (the payload is sent as it
+/// is) means a bug, logged.
+fn vp8_patch(payload: &[u8], fields: Vp8Fields) -> Option<Vp8Patch> {
+    let descriptor = Vp8Descriptor::parse(payload).ok()?;
+    let mut patch = descriptor.patch();
+    if let Some(v) = fields.picture_id {
+        patch = patch.picture_id(v);
+    }
+    if let Some(v) = fields.tl0_pic_idx {
+        patch = patch.tl0_pic_idx(v);
+    }
+    if let Some(v) = fields.key_idx {
+        patch = patch.key_idx(v);
+    }
+    match patch.build() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %e, ?fields, "relay: VP8 descriptor patch refused");
+            None
+        }
     }
 }
 
@@ -1812,6 +1872,69 @@ impl Publisher {
                 .find(|(r, _)| *r == rid)
                 .map(|(_, l)| *l),
         }
+    }
+}
+
+/// Starts recording a stream that went live when recording is on (`[relay] record`):
+/// the publisher's VP8 (its highest live simulcast layer, see `Recording::offer`) and
+/// Opus. WebM cannot hold H.264, and the relay does not transcode: such a stream is
+/// recorded audio only.
+fn start_recording(
+    config: &RelayConfig,
+    name: &str,
+    params: &[PublisherCodec],
+    now: Instant,
+) -> Option<Recording> {
+    let dir = config.recording_target()?;
+    let pt_of = |kind: MediaKind, codec: Codec| {
+        let found = params
+            .iter()
+            .find(|c| c.kind == kind && codec_of(c.params.spec().codec) == codec);
+        found.map(|c| *c.params.pt())
+    };
+    let selection = Selection {
+        video: pt_of(MediaKind::Video, Codec::Vp8),
+        audio: pt_of(MediaKind::Audio, Codec::Opus),
+    };
+    let sends = params
+        .iter()
+        .find(|c| c.primary && c.kind == MediaKind::Video);
+    if let Some(c) = sends.filter(|c| codec_of(c.params.spec().codec) != Codec::Vp8) {
+        let codec = c.params.spec().codec;
+        tracing::warn!(
+            stream = name,
+            ?codec,
+            "recording: WebM holds only VP8 video and the relay does not transcode; recording audio only"
+        );
+    }
+    if selection.video.is_none() && selection.audio.is_none() {
+        tracing::warn!(
+            stream = name,
+            "recording: the publisher sends neither VP8 nor Opus; not recording"
+        );
+        return None;
+    }
+    match Recording::start(&dir, name, selection, now, std::time::SystemTime::now()) {
+        Ok(recording) => Some(recording),
+        Err(e) => {
+            tracing::error!(stream = name, error = %e, "recording: cannot start the writer");
+            None
+        }
+    }
+}
+
+/// The recorder wants a keyframe: a PLI to the publisher's recorded layer.
+fn recording_keyframe(p: &Publisher, rtc: &mut Rtc, recording: &Recording) {
+    let (Some(mid), Some(layer)) = (p.video_mid, recording.video_layer()) else {
+        return;
+    };
+    let rid = p
+        .rid_layers
+        .iter()
+        .find(|(_, l)| *l == layer)
+        .map(|(r, _)| *r);
+    if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, rid) {
+        rx.request_keyframe(KeyframeRequestKind::Pli);
     }
 }
 

@@ -12,7 +12,9 @@
 //! viewers); then every viewer's [`SeqTsRewriter`] for that kind decides: forward it with
 //! rewritten numbers, start a new segment with it (audio: any packet of the current source;
 //! video: a keyframe of the viewer's target layer), or drop it. The payload is shared: one
-//! reference-count increment per viewer, no copy.
+//! reference-count increment per viewer, no copy. VP8 packets get per-viewer descriptor
+//! fields ([`crate::vp8`]) that the driver applies while str0m serializes. A joining viewer
+//! may start from the cached keyframe of its layer (`ForwarderConfig::join_from_cache`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,8 +24,9 @@ use crate::ingress::Accepted;
 use crate::ingress::{CacheConfig, IngressTrack};
 use crate::keyframes::{KeyframeKind, KeyframeRequest, KeyframeRequests, RequestOutcome};
 use crate::layers::{LayerAvailability, LayerSelector, SelectorConfig, ViewerPreference};
-use crate::packet::{InboundPacket, LayerId, MediaKind, Payload};
+use crate::packet::{Codec, InboundPacket, LayerId, MediaKind, Payload, SourceKey};
 use crate::rewrite::{DropReason, Rewritten, SeqTsRewriter};
+use crate::vp8::{self, Vp8Descriptor, Vp8Fields, Vp8Rewriter};
 
 /// A viewer, as the driver names it (one WHEP session).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,6 +55,14 @@ pub struct ForwarderConfig {
     pub selector: SelectorConfig,
     /// Bitrate assumed for each layer until measured (150 kb/s, 500 kb/s, 1.5 Mb/s).
     pub nominal_bitrates: [u64; LayerId::COUNT],
+    /// A viewer's first video (a join; not a return from audio only, which could replay
+    /// frames it already had) starts from the cached keyframe of its layer, replayed with the
+    /// packets after it, instead of asking the publisher for a new one, when that keyframe
+    /// arrived at most this long ago — or, when the keyframe throttle would hold the request
+    /// back anyway, at most `keyframe_interval` ago (R2: a join never waits for the
+    /// throttle while a keyframe of the last second is cached). The cost: the viewer starts
+    /// that far behind live. `None` (the default): always ask.
+    pub join_from_cache: Option<Duration>,
 }
 
 impl Default for ForwarderConfig {
@@ -73,6 +84,7 @@ impl Default for ForwarderConfig {
             },
             selector: SelectorConfig::default(),
             nominal_bitrates: [150_000, 500_000, 1_500_000],
+            join_from_cache: None,
         }
     }
 }
@@ -118,8 +130,9 @@ pub struct Forward {
     pub payload: Payload,
     /// When the packet arrived from the publisher (the `wallclock` of `RtpWrite::new`).
     pub received_at: Instant,
-    /// True for an answer to a NACK.
-    pub resend: bool,
+    /// New VP8 descriptor fields for this viewer ([`crate::vp8`]); `None`: send the payload
+    /// as it is.
+    pub vp8: Option<Vp8Fields>,
 }
 
 /// Counters for metrics. All only increase.
@@ -127,7 +140,7 @@ pub struct Forward {
 pub struct Counters {
     /// Packets from the publisher.
     pub packets_in: u64,
-    /// Writes to viewers (live packets, not resends).
+    /// Writes to viewers.
     pub packets_out: u64,
     /// Per-viewer drops of packets that were meant for the viewer: duplicates and packets too
     /// far behind. (Packets of layers a viewer does not receive are not counted.)
@@ -140,12 +153,10 @@ pub struct Counters {
     pub keyframe_requests_in: u64,
     /// Keyframe requests handed to the driver for the publisher.
     pub keyframe_requests_out: u64,
-    /// Sequence numbers viewers asked for in NACKs.
-    pub nacks_in: u64,
-    /// NACKed packets resent from the cache.
-    pub nack_resends: u64,
-    /// NACKed packets that could not be resent (never sent, unknown, evicted or expired).
-    pub nack_misses: u64,
+    /// VP8 packets whose payload descriptor did not parse; forwarded without rewriting.
+    pub vp8_unparsed: u64,
+    /// Viewers that started video from a cached keyframe (`join_from_cache`).
+    pub joins_from_cache: u64,
 }
 
 /// A snapshot of one viewer, for stats and tests.
@@ -161,15 +172,6 @@ pub struct ViewerStatus {
     pub current_layer: Option<LayerId>,
     /// Waiting for a keyframe of the target layer.
     pub waiting_for_keyframe: bool,
-}
-
-/// The outcome of a NACK.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct NackResult {
-    /// Packets appended to the output.
-    pub resent: usize,
-    /// Sequence numbers that could not be answered.
-    pub missed: usize,
 }
 
 /// Errors of the viewer-facing calls.
@@ -197,9 +199,12 @@ struct Viewer {
     id: ViewerId,
     audio: SeqTsRewriter,
     video: SeqTsRewriter,
+    vp8: Vp8Rewriter,
     selector: LayerSelector,
     /// The last keyframe request made while waiting for the target layer.
     asked: Option<(LayerId, Instant)>,
+    /// Starts from a cached keyframe at the layer's next packet instead of asking.
+    from_cache: bool,
 }
 
 impl Viewer {
@@ -223,27 +228,125 @@ impl Viewer {
     }
 }
 
-/// Asks for a keyframe for a viewer that waits for one, at most once per `retry`.
+/// Asks for a keyframe for a viewer that waits for one, at most once per `retry`. A viewer
+/// that can start from a cached keyframe (see [`cached_keyframe`]) is not asked for: it
+/// starts with the layer's next packet, and asks only if it still waits after `retry`.
 fn ensure_flow(
     now: Instant,
     viewer: &mut Viewer,
     video: &[IngressTrack; LayerId::COUNT],
     keyframes: &mut KeyframeRequests,
-    retry: Duration,
+    config: &ForwarderConfig,
 ) {
     match viewer.needs_keyframe(video) {
-        None => viewer.asked = None,
+        None => {
+            viewer.asked = None;
+            viewer.from_cache = false;
+        }
         Some(layer) => {
             let due = match viewer.asked {
-                Some((asked_layer, at)) => asked_layer != layer || now >= at + retry,
+                Some((asked_layer, at)) => {
+                    asked_layer != layer || now >= at + config.keyframe_retry
+                }
                 None => true,
             };
             if due {
-                keyframes.request(now, layer, KeyframeKind::Pli);
+                viewer.from_cache = viewer.asked.is_none()
+                    && viewer.video.highest_seq().is_none()
+                    && config.join_from_cache.is_some_and(|within| {
+                        let within = if keyframes.is_held_back(now, layer) {
+                            within.max(config.keyframe_interval)
+                        } else {
+                            within
+                        };
+                        cached_keyframe(now, &video[layer.index()], within).is_some()
+                    });
+                if !viewer.from_cache {
+                    keyframes.request(now, layer, KeyframeKind::Pli);
+                }
                 viewer.asked = Some((layer, now));
             }
         }
     }
+}
+
+/// The current source of `track` and the extended sequence number of its newest keyframe
+/// start, if that arrived within `max_age` and is still in the cache.
+fn cached_keyframe(
+    now: Instant,
+    track: &IngressTrack,
+    max_age: Duration,
+) -> Option<(SourceKey, u64)> {
+    let source = track.source(track.current()?)?;
+    let (seq, at) = source.last_keyframe?;
+    if now.saturating_duration_since(at) > max_age {
+        return None;
+    }
+    source
+        .cache
+        .get(now, seq)
+        .ok()
+        .filter(|p| p.keyframe)
+        .map(|_| (source.key, seq))
+}
+
+/// Starts `viewer`'s video at the cached keyframe `from` of `source` and forwards every
+/// cached packet after it up to (not including) `until`, with their original arrival times
+/// (str0m's sender reports stay consistent). Lost packets stay gaps, as live ones would.
+#[allow(clippy::too_many_arguments)]
+fn replay_from_cache(
+    now: Instant,
+    viewer: &mut Viewer,
+    track: &IngressTrack,
+    source: SourceKey,
+    from: u64,
+    until: u64,
+    out: &mut Vec<Forward>,
+    counters: &mut Counters,
+) {
+    let Some(state) = track.source(source) else {
+        return;
+    };
+    for seq in from..until {
+        let Ok(p) = state.cache.get(now, seq) else {
+            continue;
+        };
+        let result = if seq == from {
+            viewer.video.start_segment(now, source, seq, p.timestamp)
+        } else {
+            viewer.video.rewrite(now, source, seq, p.timestamp)
+        };
+        let Rewritten::Forward {
+            seq: out_seq,
+            timestamp,
+            segment,
+        } = result
+        else {
+            continue;
+        };
+        let vp8 = match p.codec {
+            Codec::Vp8 => vp8::parse_descriptor(&p.payload)
+                .ok()
+                .and_then(|d| viewer.vp8.rewrite(segment, &d)),
+            _ => None,
+        };
+        out.push(Forward {
+            viewer: viewer.id,
+            kind: MediaKind::Video,
+            seq: out_seq,
+            timestamp,
+            marker: p.marker,
+            payload_type: p.payload_type,
+            payload: p.payload.clone(),
+            received_at: p.received_at,
+            vp8,
+        });
+        counters.packets_out += 1;
+    }
+    counters.layer_switches += 1;
+    counters.joins_from_cache += 1;
+    viewer.asked = None;
+    viewer.from_cache = false;
 }
 
 /// The forwarding state of one published stream. See the module docs.
@@ -322,8 +425,10 @@ impl StreamForwarder {
                 options.video.seq,
                 options.video.timestamp,
             ),
+            vp8: Vp8Rewriter::new(),
             selector,
             asked: None,
+            from_cache: false,
         });
         let i = self.viewers.len() - 1;
         self.index.insert(id, i);
@@ -412,57 +517,6 @@ impl StreamForwarder {
         })
     }
 
-    /// A NACK from a viewer for its `kind` stream: appends the packets that can be resent
-    /// (with the viewer's numbers, `resend: true`) to `out`.
-    pub fn handle_viewer_nack(
-        &mut self,
-        now: Instant,
-        id: ViewerId,
-        kind: MediaKind,
-        seqs: &[u16],
-        out: &mut Vec<Forward>,
-    ) -> Result<NackResult, ForwardError> {
-        let i = self.viewer_index(id)?;
-        let v = &mut self.viewers[i];
-        let rewriter = v.rewriter(kind);
-        let mut result = NackResult::default();
-        for &seq in seqs {
-            let cached = rewriter.original_of(seq).and_then(|origin| {
-                let track = match origin.source.kind {
-                    MediaKind::Audio => &self.audio,
-                    MediaKind::Video => &self.video[origin.source.layer.index()],
-                };
-                let packet = track
-                    .source(origin.source)?
-                    .cache
-                    .get(now, origin.orig_seq)
-                    .ok()?;
-                Some((origin, packet))
-            });
-            match cached {
-                Some((origin, p)) => {
-                    out.push(Forward {
-                        viewer: id,
-                        kind,
-                        seq: origin.out_seq,
-                        timestamp: p.timestamp.wrapping_add(origin.ts_offset),
-                        marker: p.marker,
-                        payload_type: p.payload_type,
-                        payload: p.payload.clone(),
-                        received_at: p.received_at,
-                        resend: true,
-                    });
-                    result.resent += 1;
-                }
-                None => result.missed += 1,
-            }
-        }
-        self.counters.nacks_in += seqs.len() as u64;
-        self.counters.nack_resends += result.resent as u64;
-        self.counters.nack_misses += result.missed as u64;
-        Ok(result)
-    }
-
     // ----- publisher -----------------------------------------------------------------------
 
     /// A packet from the publisher: appends one [`Forward`] per viewer that gets it to `out`.
@@ -507,13 +561,12 @@ impl StreamForwarder {
         }
 
         if kind == MediaKind::Video && acc.is_current && (layers_changed || acc.source_changed) {
-            let retry = self.config.keyframe_retry;
             for v in &mut self.viewers {
                 if acc.source_changed && v.selector.target() == Some(layer) {
                     // The viewer's earlier request was for the old source.
                     v.asked = None;
                 }
-                ensure_flow(now, v, &self.video, &mut self.keyframes, retry);
+                ensure_flow(now, v, &self.video, &mut self.keyframes, &self.config);
             }
         }
     }
@@ -530,6 +583,17 @@ impl StreamForwarder {
         // The newest packet of its source cannot fill a gap of a finished segment, so a viewer
         // whose current segment is another source can skip the lookup.
         let may_fill_gap = !acc.is_newest;
+        // Parsed once for all viewers; an unreadable descriptor is forwarded as it is.
+        let vp8: Option<Vp8Descriptor> = match (kind, packet.codec) {
+            (MediaKind::Video, Codec::Vp8) => match vp8::parse_descriptor(&packet.payload) {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    self.counters.vp8_unparsed += 1;
+                    None
+                }
+            },
+            _ => None,
+        };
         for v in &mut self.viewers {
             let target = v.selector.target();
             let rewriter = match kind {
@@ -549,18 +613,57 @@ impl StreamForwarder {
                         MediaKind::Audio => true,
                         MediaKind::Video => packet.keyframe && target == Some(packet.layer),
                     };
-                if may_start {
+                // A joining viewer that was not asked for (`ensure_flow`): from the cache, with
+                // any keyframe still there (the age was checked when the choice was made).
+                let wants_cache = v.from_cache
+                    && kind == MediaKind::Video
+                    && acc.is_current
+                    && acc.is_newest
+                    && target == Some(packet.layer);
+                let from_cache = (wants_cache && !may_start)
+                    .then(|| {
+                        let track = &self.video[packet.layer.index()];
+                        cached_keyframe(now, track, self.config.video_cache.max_age)
+                    })
+                    .flatten()
+                    .filter(|(source, seq)| *source == acc.source && *seq < acc.seq);
+                if wants_cache && !may_start && from_cache.is_none() {
+                    // The keyframe is gone (a new source): ask after all.
+                    v.from_cache = false;
+                    self.keyframes.request(now, packet.layer, KeyframeKind::Pli);
+                    v.asked = Some((packet.layer, now));
+                }
+                if let Some((source, from)) = from_cache {
+                    let track = &self.video[packet.layer.index()];
+                    replay_from_cache(
+                        now,
+                        v,
+                        track,
+                        source,
+                        from,
+                        acc.seq,
+                        out,
+                        &mut self.counters,
+                    );
+                    result = v.video.rewrite(now, acc.source, acc.seq, h.timestamp);
+                } else if may_start {
                     result = rewriter.start_segment(now, acc.source, acc.seq, h.timestamp);
                     if kind == MediaKind::Video {
                         self.counters.layer_switches += 1;
                         v.asked = None;
+                        v.from_cache = false;
                     }
                 } else {
                     continue;
                 }
             }
             match result {
-                Rewritten::Forward { seq, timestamp } => {
+                Rewritten::Forward {
+                    seq,
+                    timestamp,
+                    segment,
+                } => {
+                    let vp8 = vp8.as_ref().and_then(|d| v.vp8.rewrite(segment, d));
                     out.push(Forward {
                         viewer: v.id,
                         kind,
@@ -570,7 +673,7 @@ impl StreamForwarder {
                         payload_type: h.payload_type,
                         payload: packet.payload.clone(),
                         received_at: now,
-                        resend: false,
+                        vp8,
                     });
                     self.counters.packets_out += 1;
                 }
@@ -733,19 +836,17 @@ impl StreamForwarder {
 
     /// Re-evaluates one viewer's target and asks for a keyframe if it now waits for one.
     fn reevaluate(&mut self, now: Instant, i: usize) {
-        let retry = self.config.keyframe_retry;
         let v = &mut self.viewers[i];
         v.selector.evaluate(now, &self.availability);
         if v.selector.preference() == ViewerPreference::AudioOnly {
             v.video.stop();
         }
-        ensure_flow(now, v, &self.video, &mut self.keyframes, retry);
+        ensure_flow(now, v, &self.video, &mut self.keyframes, &self.config);
     }
 
     fn ensure_flow_all(&mut self, now: Instant) {
-        let retry = self.config.keyframe_retry;
         for v in &mut self.viewers {
-            ensure_flow(now, v, &self.video, &mut self.keyframes, retry);
+            ensure_flow(now, v, &self.video, &mut self.keyframes, &self.config);
         }
     }
 }
@@ -959,6 +1060,90 @@ mod tests {
         continuous(&s.kind(v, MediaKind::Audio));
         // Every segment starts with a keyframe.
         assert_eq!(s.f.counters().layer_switches, 4);
+    }
+
+    #[test]
+    fn a_join_shortly_after_a_keyframe_starts_from_the_cache_without_a_request() {
+        let mut s = Sim::new();
+        s.f = StreamForwarder::new(ForwarderConfig {
+            join_from_cache: Some(Duration::from_millis(500)),
+            ..ForwarderConfig::default()
+        });
+        // Keyframes on every layer at 30 ms, then deltas only.
+        s.run(330);
+        let v = ViewerId(1);
+        let options = ViewerOptions {
+            preference: ViewerPreference::Pin(LayerId::MID),
+            video: RtpBase {
+                seq: 500,
+                timestamp: 7,
+            },
+            ..ViewerOptions::default()
+        };
+        let at = s.ms;
+        s.f.add_viewer(s.now(), v, options).unwrap();
+        assert_eq!(
+            s.f.poll_keyframe_request(),
+            None,
+            "no request: the cache has one"
+        );
+        s.run(at + 30);
+        let video = s.kind(v, MediaKind::Video);
+        // The keyframe of 30 ms and the ten frames after it, then the live one.
+        assert_eq!(video.len(), 11 + 1, "{video:?}");
+        assert!(crate::packet::vp8_is_keyframe_start(&video[0].payload));
+        assert_eq!((video[0].seq, video[0].timestamp), (500, 7));
+        continuous(&video);
+        assert_eq!(
+            video[10].timestamp,
+            7 + 10 * 3000,
+            "the source's spacing is kept"
+        );
+        assert_eq!(s.status(v).current_layer, Some(LayerId::MID));
+        assert_eq!(s.f.counters().joins_from_cache, 1);
+        assert!(!s.asked_since(at, LayerId::MID));
+
+        // Too old a keyframe (more than 500 ms): a join asks for a new one.
+        s.run(900);
+        let w = ViewerId(2);
+        let options = ViewerOptions {
+            preference: ViewerPreference::Pin(LayerId::MID),
+            ..ViewerOptions::default()
+        };
+        s.f.add_viewer(s.now(), w, options).unwrap();
+        let request = s.f.poll_keyframe_request();
+        assert_eq!(request.map(|r| r.layer), Some(LayerId::MID));
+        s.p.want_key[LayerId::MID.index()] = true;
+        s.run(960);
+        let fresh = s.kind(w, MediaKind::Video);
+        assert_eq!(
+            fresh.len(),
+            2,
+            "the new keyframe at 930 ms and the frame at 960 ms"
+        );
+        assert!(crate::packet::vp8_is_keyframe_start(&fresh[0].payload));
+        assert_eq!(s.f.counters().joins_from_cache, 1);
+
+        // The throttle holds a new request back (MID was asked for at 900 ms, its keyframe
+        // came at 930): a join at 1500 ms starts from that 570 ms old keyframe instead of
+        // waiting until 1900 ms.
+        s.run(1500);
+        let x = ViewerId(3);
+        let options = ViewerOptions {
+            preference: ViewerPreference::Pin(LayerId::MID),
+            ..ViewerOptions::default()
+        };
+        s.f.add_viewer(s.now(), x, options).unwrap();
+        assert_eq!(s.f.poll_keyframe_request(), None);
+        s.run(1530);
+        let video = s.kind(x, MediaKind::Video);
+        assert!(crate::packet::vp8_is_keyframe_start(&video[0].payload));
+        assert_eq!(
+            video.len(),
+            20 + 1,
+            "the keyframe, 19 frames after it, the live one"
+        );
+        assert_eq!(s.f.counters().joins_from_cache, 2);
     }
 
     #[test]

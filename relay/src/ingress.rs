@@ -53,6 +53,9 @@ pub struct SourceState {
     pub last_packet_at: Instant,
     /// Recent packets, by extended sequence number.
     pub cache: PacketCache,
+    /// The newest keyframe start seen (extended sequence number, arrival), for viewers that
+    /// start from the cache.
+    pub last_keyframe: Option<(u64, Instant)>,
 }
 
 /// Where an arriving packet belongs.
@@ -252,6 +255,7 @@ impl IngressTrack {
             highest: seq,
             last_packet_at: now,
             cache: PacketCache::new(self.cache_config.capacity, self.cache_config.max_age),
+            last_keyframe: None,
         });
         Accepted {
             source: key,
@@ -270,11 +274,19 @@ impl IngressTrack {
             .chain(self.previous.iter_mut())
             .find(|s| s.key == accepted.source);
         if let Some(state) = state {
+            if packet.keyframe
+                && state
+                    .last_keyframe
+                    .is_none_or(|(seq, _)| accepted.seq > seq)
+            {
+                state.last_keyframe = Some((accepted.seq, now));
+            }
             state.cache.insert(CachedPacket {
                 seq: accepted.seq,
                 timestamp: packet.header.timestamp,
                 marker: packet.header.marker,
                 payload_type: packet.header.payload_type,
+                codec: packet.codec,
                 keyframe: packet.keyframe,
                 received_at: now,
                 payload: packet.payload.clone(),

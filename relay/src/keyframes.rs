@@ -125,6 +125,16 @@ impl KeyframeRequests {
         l.scheduled = None;
     }
 
+    /// True when a request for `layer` made now would not go out now: one is scheduled, or
+    /// one went out less than the interval ago (and none is queued to go out).
+    pub fn is_held_back(&self, now: Instant, layer: LayerId) -> bool {
+        let l = &self.layers[layer.index()];
+        l.ready.is_none()
+            && (l.scheduled.is_some()
+                || l.last_sent
+                    .is_some_and(|sent| now < sent + self.min_interval))
+    }
+
     /// True when a request for `layer` is queued or scheduled.
     pub fn is_pending(&self, layer: LayerId) -> bool {
         let l = &self.layers[layer.index()];
@@ -177,6 +187,23 @@ mod tests {
 
     fn drain(k: &mut KeyframeRequests) -> Vec<KeyframeRequest> {
         std::iter::from_fn(|| k.poll_request()).collect()
+    }
+
+    #[test]
+    fn held_back_means_a_request_now_would_wait() {
+        let t0 = Instant::now();
+        let mut k = KeyframeRequests::new(SEC);
+        assert!(!k.is_held_back(t0, LayerId::LOW));
+        k.request(t0, LayerId::LOW, KeyframeKind::Pli);
+        // Queued to go out: a request now merges into it.
+        assert!(!k.is_held_back(t0, LayerId::LOW));
+        drain(&mut k);
+        assert!(k.is_held_back(t0 + 999 * MS, LayerId::LOW));
+        assert!(!k.is_held_back(t0 + 999 * MS, LayerId::MID), "per layer");
+        assert!(!k.is_held_back(t0 + SEC, LayerId::LOW));
+        // Scheduled: held back until it goes out.
+        k.request(t0 + 500 * MS, LayerId::LOW, KeyframeKind::Pli);
+        assert!(k.is_held_back(t0 + 900 * MS, LayerId::LOW));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! itself — ICE, DTLS, SRTP, RTCP, bandwidth estimation, SDP — is str0m's job, driven by a
 //! tokio task that owns the sockets. This crate is the part in between: **who receives which
 //! packet, with which sequence number and timestamp, which simulcast layer each viewer gets,
-//! when to ask the publisher for a keyframe, and what to resend when a viewer NACKs.**
+//! when to ask the publisher for a keyframe, and where a joining viewer starts.**
 //!
 //! It is a set of plain, deterministic state machines in the style of str0m and quinn-proto:
 //!
@@ -46,9 +46,10 @@
 //! | --- | --- |
 //! | [`packet`] | the packet view: header fields, layer, shared payload, keyframe detection (VP8, H.264, Opus) |
 //! | [`rewrite`] | per-viewer, per-kind sequence number and timestamp rewriting into one continuous stream |
+//! | [`vp8`] | per-viewer VP8 descriptor rewriting: continuous PictureID / TL0PICIDX / KEYIDX across switches |
 //! | [`layers`] | per-viewer simulcast layer choice: estimate, hysteresis, preference, fallback |
 //! | [`keyframes`] | keyframe requests to the publisher: aggregated, at most one per layer per second |
-//! | [`cache`] | per-source packet cache for NACK answers, shared by all viewers |
+//! | [`cache`] | per-source packet cache, shared by all viewers: joins start from its newest keyframe |
 //! | [`ingress`] | the publisher side of a track: sources, extended seq, restarts, liveness, bitrate |
 //! | [`forwarder`] | one stream and its viewers: ties the above together, counters |
 //!
@@ -63,6 +64,7 @@
 //! | [`sdp_checks`] | offer checks before str0m (400/422) and the media-section summary |
 //! | [`sdpfrag`] | `application/trickle-ice-sdpfrag` for PATCH: parse, restart offer, answer fragment (sans-IO) |
 //! | [`tcp`] | ICE-TCP: RFC 4571 framing ([`tcp::FrameDecoder`], sans-IO) and the accept/connection tasks |
+//! | [`record`] | recording live streams to WebM without transcoding (sans-IO recorder, writer thread, `GET /recordings`) |
 //! | [`whip`] | WHIP/WHEP over HTTP: the axum [`router`] |
 //!
 //! Wiring it into a server:
@@ -98,8 +100,7 @@
 //!
 //! - IO of any kind, clocks, threads, async, callbacks, logging.
 //! - SRTP, RTCP parsing and generation, pacing, bandwidth estimation: str0m does them.
-//! - Codec-specific rewriting (VP8 picture id / TL0PICIDX continuity across switches) and
-//!   temporal-layer (SVC) selection: later, see DESIGN.md.
+//! - Temporal-layer (SVC) selection and VP9/AV1 descriptor rewriting: later, see DESIGN.md.
 //! - A micro-benchmark: it will live in its own bench crate, not in timed tests.
 
 #![deny(missing_docs)]
@@ -113,23 +114,26 @@ pub mod ingress;
 pub mod keyframes;
 pub mod layers;
 pub mod packet;
+pub mod record;
 pub mod report;
 pub mod rewrite;
 pub mod sdp_checks;
 pub mod sdpfrag;
 pub mod tcp;
+pub mod vp8;
 pub mod whip;
 
 pub use cache::{CacheMiss, CachedPacket, PacketCache};
 pub use forwarder::{
-    Counters, Forward, ForwardError, ForwarderConfig, NackResult, RtpBase, StreamForwarder,
-    ViewerId, ViewerOptions, ViewerStatus,
+    Counters, Forward, ForwardError, ForwarderConfig, RtpBase, StreamForwarder, ViewerId,
+    ViewerOptions, ViewerStatus,
 };
 pub use ingress::CacheConfig;
 pub use keyframes::{KeyframeKind, KeyframeRequest, KeyframeRequests, RequestOutcome};
 pub use layers::{LayerAvailability, LayerSelector, SelectorConfig, ViewerPreference};
 pub use packet::{Codec, InboundPacket, LayerId, MediaKind, PacketHeader, Payload, SourceKey};
-pub use rewrite::{DropReason, Rewritten, SeqTsRewriter};
+pub use rewrite::{DropReason, Rewritten, SegmentId, SeqTsRewriter};
+pub use vp8::{Vp8Fields, Vp8Rewriter};
 
 pub use config::{IceServer, RelayConfig};
 pub use driver::{

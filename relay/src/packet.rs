@@ -121,6 +121,8 @@ pub struct InboundPacket {
     pub layer: LayerId,
     /// Header fields.
     pub header: PacketHeader,
+    /// The codec, as negotiated for the packet's payload type.
+    pub codec: Codec,
     /// Whether a decoder can start at this packet (see the module docs). Always true for audio.
     pub keyframe: bool,
     /// Payload without the RTP header. Empty means padding only.
@@ -145,6 +147,7 @@ impl InboundPacket {
             kind,
             layer,
             header,
+            codec,
             keyframe,
             payload,
         }

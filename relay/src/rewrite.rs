@@ -24,8 +24,8 @@
 //! - A padding packet that is deliberately not forwarded ([`SeqTsRewriter::skip`]) is squeezed
 //!   out: the next packet takes its number, so the viewer never waits for a packet that will
 //!   not come.
-//! - The segment history maps a viewer's sequence number back to the original
-//!   `(source, seq)` for NACKs ([`SeqTsRewriter::original_of`]).
+//! - The segment history ([`MAX_CLOSED_SEGMENTS`]) lets a late packet of an earlier segment
+//!   fill its own gap with the number reserved for it.
 //!
 //! Cost per forwarded packet: one comparison of the active source, two additions and a bit in
 //! a 512-bit window. No allocation after the history deque has grown to its bound.
@@ -39,17 +39,23 @@ use crate::packet::SourceKey;
 /// (filling a gap); older packets are dropped because duplicates can no longer be told apart.
 pub const DEDUP_WINDOW: u64 = 512;
 
-/// How many finished segments are remembered for late packets and NACK mapping.
+/// How many finished segments are remembered for late packets.
 pub const MAX_CLOSED_SEGMENTS: usize = 16;
-
-/// The largest timestamp step at a segment start (about 3.3 hours at 90 kHz), so that a step
-/// never reaches half the 32-bit space and reads as "backwards".
-const MAX_TS_STEP: u64 = 1 << 30;
 
 /// Signed distance from `b` to `a` in 16-bit sequence space, in `-32768..=32767`.
 pub(crate) fn seq_delta(a: u16, b: u16) -> i64 {
     a.wrapping_sub(b) as i16 as i64
 }
+
+/// The largest timestamp step at a segment start (about 3.3 hours at 90 kHz), so that a step
+/// never reaches half the 32-bit space and reads as "backwards".
+const MAX_TS_STEP: u64 = 1 << 30;
+
+/// One segment of a viewer's stream (see the module docs): numbered from 0 in the order the
+/// segments start. Codec-specific rewriting ([`crate::vp8`]) keys its offsets by it. A skip
+/// (padding squeezed out) continues the same segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentId(pub u64);
 
 /// What to do with one packet for one viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +66,8 @@ pub enum Rewritten {
         seq: u64,
         /// Outgoing RTP timestamp.
         timestamp: u32,
+        /// The segment the packet belongs to.
+        segment: SegmentId,
     },
     /// Do not send it.
     Drop(DropReason),
@@ -77,21 +85,9 @@ pub enum DropReason {
     TooOld,
 }
 
-/// Where a viewer's sequence number came from (for answering a NACK).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Origin {
-    /// The publisher stream.
-    pub source: SourceKey,
-    /// Extended sequence number in that stream (as the forwarder's ingress extended it).
-    pub orig_seq: u64,
-    /// The viewer's extended sequence number.
-    pub out_seq: u64,
-    /// Add to the original timestamp to get the viewer's timestamp.
-    pub ts_offset: u32,
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Segment {
+    id: SegmentId,
     source: SourceKey,
     /// First original sequence number of the segment.
     orig_start: u64,
@@ -105,10 +101,6 @@ struct Segment {
 impl Segment {
     fn contains_orig(&self, orig: u64) -> bool {
         orig >= self.orig_start && orig - self.orig_start < self.orig_len
-    }
-
-    fn contains_out(&self, out: u64) -> bool {
-        out >= self.out_start && out - self.out_start < self.orig_len
     }
 
     fn out_for(&self, orig: u64) -> u64 {
@@ -168,6 +160,7 @@ pub struct SeqTsRewriter {
     closed: VecDeque<Segment>,
     highest: Option<Highest>,
     sent: SentWindow,
+    next_segment: u64,
 }
 
 impl SeqTsRewriter {
@@ -182,6 +175,7 @@ impl SeqTsRewriter {
             closed: VecDeque::new(),
             highest: None,
             sent: SentWindow::default(),
+            next_segment: 0,
         }
     }
 
@@ -213,6 +207,7 @@ impl SeqTsRewriter {
                     now,
                     seg.out_for(orig_seq),
                     orig_ts.wrapping_add(seg.ts_offset),
+                    seg.id,
                 );
                 let len = orig_seq - seg.orig_start + 1;
                 if let (Rewritten::Forward { .. }, Some(active)) = (result, self.active.as_mut()) {
@@ -232,6 +227,7 @@ impl SeqTsRewriter {
                 now,
                 seg.out_for(orig_seq),
                 orig_ts.wrapping_add(seg.ts_offset),
+                seg.id,
             ),
             None => Rewritten::Drop(DropReason::NotActive),
         }
@@ -254,14 +250,17 @@ impl SeqTsRewriter {
                 h.ts.wrapping_add(self.ts_step(now.saturating_duration_since(h.at))),
             ),
         };
+        let id = SegmentId(self.next_segment);
+        self.next_segment += 1;
         self.active = Some(Segment {
+            id,
             source,
             orig_start: orig_seq,
             orig_len: 1,
             out_start: out_seq,
             ts_offset: out_ts.wrapping_sub(orig_ts),
         });
-        self.emit(now, out_seq, out_ts)
+        self.emit(now, out_seq, out_ts, id)
     }
 
     /// Ends the current segment (audio-only, publisher gone). Late packets can still fill its
@@ -282,6 +281,7 @@ impl SeqTsRewriter {
         }
         self.close_active();
         self.active = Some(Segment {
+            id: seg.id,
             source,
             orig_start: orig_seq + 1,
             orig_len: 0,
@@ -289,27 +289,6 @@ impl SeqTsRewriter {
             ts_offset: seg.ts_offset,
         });
         true
-    }
-
-    /// Maps a viewer's 16-bit sequence number (from a NACK) back to the original packet.
-    /// `None` if it was never sent or its segment is forgotten.
-    pub fn original_of(&self, out_seq: u16) -> Option<Origin> {
-        let highest = self.highest?;
-        let ext = highest.seq as i64 + seq_delta(out_seq, highest.seq as u16);
-        if ext < 0 || ext as u64 > highest.seq {
-            return None;
-        }
-        let out = ext as u64;
-        self.active
-            .iter()
-            .chain(self.closed.iter().rev())
-            .find(|s| s.contains_out(out))
-            .map(|s| Origin {
-                source: s.source,
-                orig_seq: s.orig_start + (out - s.out_start),
-                out_seq: out,
-                ts_offset: s.ts_offset,
-            })
     }
 
     /// The timestamp step for a new segment after `elapsed` without forwarding.
@@ -329,7 +308,7 @@ impl SeqTsRewriter {
         }
     }
 
-    fn emit(&mut self, now: Instant, out: u64, ts: u32) -> Rewritten {
+    fn emit(&mut self, now: Instant, out: u64, ts: u32, segment: SegmentId) -> Rewritten {
         match self.highest {
             Some(h) if out <= h.seq => {
                 if h.seq - out >= DEDUP_WINDOW {
@@ -359,6 +338,7 @@ impl SeqTsRewriter {
         Rewritten::Forward {
             seq: out,
             timestamp: ts,
+            segment,
         }
     }
 }
@@ -379,7 +359,7 @@ mod tests {
 
     fn fwd(r: Rewritten) -> (u64, u32) {
         match r {
-            Rewritten::Forward { seq, timestamp } => (seq, timestamp),
+            Rewritten::Forward { seq, timestamp, .. } => (seq, timestamp),
             Rewritten::Drop(d) => panic!("expected forward, got {d:?}"),
         }
     }
@@ -520,36 +500,9 @@ mod tests {
         // Out of order padding leaves its gap.
         assert!(!r.skip(a, 105));
         assert_eq!(fwd(r.rewrite(t0, a, 106, 0)).0, 4);
-        // A late packet from before the squeeze still maps into its own segment.
-        let o = r.original_of(0).unwrap();
-        assert_eq!((o.orig_seq, o.out_seq), (100, 0));
-        let o = r.original_of(4).unwrap();
-        assert_eq!(o.orig_seq, 106);
+        // The late packet fills its own gap.
+        assert_eq!(fwd(r.rewrite(t0, a, 104, 0)).0, 2);
         assert!(!r.skip(src(LayerId::MID, 9, 9), 107));
-    }
-
-    #[test]
-    fn original_of_maps_across_segments_and_wrap() {
-        let t0 = Instant::now();
-        let low = src(LayerId::LOW, 1, 1);
-        let high = src(LayerId::HIGH, 3, 2);
-        let mut r = SeqTsRewriter::new(90_000, 65_530, 0);
-        fwd(r.start_segment(t0, low, 1_000, 0)); // 65530..
-        for i in 1..4 {
-            fwd(r.rewrite(t0, low, 1_000 + i, 0)); // ..65533
-        }
-        fwd(r.start_segment(t0 + 10 * MS, high, 9_000, 50)); // 65534
-        for i in 1..6 {
-            fwd(r.rewrite(t0 + 10 * MS, high, 9_000 + i, 50)); // ..65539 (wire 3)
-        }
-        let o = r.original_of(65_531).unwrap();
-        assert_eq!((o.source, o.orig_seq), (low, 1_001));
-        let o = r.original_of(2).unwrap();
-        assert_eq!((o.source, o.orig_seq, o.out_seq), (high, 9_004, 65_538));
-        assert_eq!(50u32.wrapping_add(o.ts_offset), 900);
-        assert_eq!(r.original_of(4), None); // not sent yet
-        assert_eq!(r.original_of(60_000), None); // before anything was sent
-        assert_eq!(SeqTsRewriter::new(90_000, 0, 0).original_of(0), None);
     }
 
     #[test]
@@ -560,12 +513,49 @@ mod tests {
             fwd(r.start_segment(t0, src(LayerId::LOW, g, g), 0, 0));
         }
         assert_eq!(r.closed.len(), MAX_CLOSED_SEGMENTS);
-        // The oldest are forgotten: their numbers no longer map.
-        assert_eq!(r.original_of(0), None);
-        assert!(
-            r.original_of((MAX_CLOSED_SEGMENTS * 3 - 1) as u16)
-                .is_some()
+        // A segment with a gap: its late packet fills it while the segment is remembered, and
+        // is dropped once MAX_CLOSED_SEGMENTS newer segments have closed after it.
+        let mut r = SeqTsRewriter::new(90_000, 0, 0);
+        let first = src(LayerId::LOW, 1000, 1000);
+        fwd(r.start_segment(t0, first, 0, 0));
+        fwd(r.rewrite(t0, first, 2, 0)); // 1 is missing
+        for g in 0..(MAX_CLOSED_SEGMENTS as u32) {
+            fwd(r.start_segment(t0, src(LayerId::LOW, g, g), 0, 0));
+        }
+        // Still remembered (the active one plus MAX_CLOSED_SEGMENTS closed): fills its gap.
+        assert_eq!(fwd(r.rewrite(t0, first, 1, 0)).0, 1);
+        let mut r = SeqTsRewriter::new(90_000, 0, 0);
+        fwd(r.start_segment(t0, first, 0, 0));
+        fwd(r.rewrite(t0, first, 2, 0));
+        for g in 0..(MAX_CLOSED_SEGMENTS as u32 + 1) {
+            fwd(r.start_segment(t0, src(LayerId::LOW, g, g), 0, 0));
+        }
+        assert_eq!(
+            r.rewrite(t0, first, 1, 0),
+            Rewritten::Drop(DropReason::NotActive),
+            "forgotten"
         );
+    }
+
+    #[test]
+    fn segments_are_numbered_in_start_order_and_a_skip_continues_one() {
+        let t0 = Instant::now();
+        let low = src(LayerId::LOW, 1, 1);
+        let high = src(LayerId::HIGH, 3, 2);
+        let segment = |r: Rewritten| match r {
+            Rewritten::Forward { segment, .. } => segment,
+            Rewritten::Drop(d) => panic!("expected forward, got {d:?}"),
+        };
+        let mut r = SeqTsRewriter::new(90_000, 0, 0);
+        assert_eq!(segment(r.start_segment(t0, low, 10, 0)), SegmentId(0));
+        assert!(r.skip(low, 11));
+        assert_eq!(segment(r.rewrite(t0, low, 12, 0)), SegmentId(0));
+        fwd(r.rewrite(t0, low, 14, 0));
+        assert_eq!(segment(r.start_segment(t0, high, 500, 0)), SegmentId(1));
+        // A late packet of the low segment says which segment it fills.
+        assert_eq!(segment(r.rewrite(t0, low, 13, 0)), SegmentId(0));
+        assert_eq!(segment(r.rewrite(t0, high, 501, 0)), SegmentId(1));
+        assert_eq!(segment(r.start_segment(t0, low, 20, 0)), SegmentId(2));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! [`FrameDecoder`] is the framing, sans-IO. The rest is the IO around it: one accept task,
 //! and one task per connection (a reader sub-task that turns frames into
-//! [`TcpEvent::Data`], and a writer loop that frames what the driver queues). The driver
+//! `TcpEvent::Data`, and a writer loop that frames what the driver queues). The driver
 //! owns the mapping connection → peer; dropping a connection's writer (`mpsc::Sender`)
 //! closes it.
 

@@ -10,6 +10,7 @@
 //! | `OPTIONS` on either | `204` with CORS headers (`Accept-Post: application/sdp` on the endpoint, `Accept-Patch: application/trickle-ice-sdpfrag` on a session) |
 //! | `POST /whep/{stream}/{session}/layer`, JSON `{"layer":"auto"\|"low"\|"medium"\|"high"\|"audio"}` (or `q`/`h`/`f`), or the WHEP draft's `{"encodingId":"<rid>"}` / `{}` (automatic) | `200` with the viewer's layer state as JSON; `400` bad JSON, unknown layer name or RID; `404` unknown session |
 //! | `GET /whep/{stream}/{session}/layer` | `200` with the viewer's layer state: `{"preference","joined","target","current","estimate_bps","layers":[{"layer","encodingId","bitrate_bps"}]}` |
+//! | `GET /recordings`, `GET /recordings/{name}` | the finished recordings and their files (Range requests): see [`crate::record::http`] |
 //!
 //! The layer route follows the WHEP draft's video layer selection extension
 //! (draft-ietf-wish-whep, `urn:ietf:params:whep:ext:core:layer`): every WHEP `201` carries
@@ -43,6 +44,7 @@ use axum::routing::{MethodFilter, on};
 use crate::driver::{LayerStatus, PatchOutcome, RelayError, RelayHandle};
 use crate::hooks::{Access, AuthRejection};
 use crate::layers::{LayerChoice, layer_name};
+use crate::record;
 use crate::sdp_checks::OfferRole;
 use crate::sdpfrag;
 
@@ -72,6 +74,8 @@ pub fn router(relay: RelayHandle) -> Router {
                 whep_layer,
             ),
         )
+        .route("/recordings", axum::routing::get(record::http::list))
+        .route("/recordings/{name}", axum::routing::get(record::http::file))
         .with_state(relay)
 }
 

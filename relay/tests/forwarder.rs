@@ -2,13 +2,10 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use common::{Sim, assert_continuous, tag_of, ts_delta};
 use rootcast_relay::{
-    CacheConfig, ForwardError, ForwarderConfig, KeyframeKind, KeyframeRequest, LayerId, MediaKind,
-    RequestOutcome, ViewerId, ViewerPreference,
+    ForwardError, KeyframeKind, KeyframeRequest, LayerId, MediaKind, RequestOutcome, ViewerId,
+    ViewerPreference,
 };
 
 const LOW: LayerId = LayerId::LOW;
@@ -330,84 +327,6 @@ fn a_publisher_reconnect_with_new_ssrcs_and_bases_is_seamless() {
     assert_eq!(
         tag_of(&video[video_before].payload).ssrc,
         s.p.video[LOW.index()].ssrc
-    );
-}
-
-#[test]
-fn a_nack_resends_the_original_payload_with_the_viewers_numbers() {
-    let config = ForwarderConfig {
-        video_cache: CacheConfig {
-            capacity: 64,
-            max_age: Duration::from_secs(3),
-        },
-        ..ForwarderConfig::default()
-    };
-    let mut s = Sim::with_config(11, config);
-    s.run(100, &ALL);
-    let v = s.add(1, ViewerPreference::Auto, Some(600_000));
-    s.run(600, &ALL);
-    let mid_era = s.video_of(v);
-    assert!(mid_era.len() > 10);
-
-    // Switch to LOW, then NACK packets from the MID era and from now.
-    let now = s.now();
-    s.f.set_viewer_preference(now, v, ViewerPreference::Pin(LOW))
-        .unwrap();
-    s.run(800, &ALL);
-    let all = s.video_of(v);
-    let asked = [&mid_era[3], &mid_era[7], all.last().unwrap()];
-    let seqs: Vec<u16> = asked.iter().map(|w| w.seq as u16).collect();
-    let mut resends = Vec::new();
-    let now = s.now();
-    let r =
-        s.f.handle_viewer_nack(now, v, MediaKind::Video, &seqs, &mut resends)
-            .unwrap();
-    assert_eq!((r.resent, r.missed), (3, 0));
-    for (orig, re) in asked.iter().zip(&resends) {
-        assert!(re.resend);
-        assert_eq!(
-            (re.seq, re.timestamp, re.marker),
-            (orig.seq, orig.timestamp, orig.marker)
-        );
-        assert!(
-            Arc::ptr_eq(&re.payload, &orig.payload),
-            "same shared payload, no copy"
-        );
-    }
-
-    // Never sent, and evicted from the 64-packet cache after more MID traffic.
-    let next = all.last().unwrap().seq as u16 + 1;
-    s.run(2000, &ALL);
-    let now = s.now();
-    let r =
-        s.f.handle_viewer_nack(
-            now,
-            v,
-            MediaKind::Video,
-            &[mid_era[3].seq as u16, next + 1000],
-            &mut resends,
-        )
-        .unwrap();
-    assert_eq!((r.resent, r.missed), (0, 2));
-    // Audio NACKs work the same way.
-    let audio = s.audio_of(v);
-    let mut audio_resend = Vec::new();
-    let r =
-        s.f.handle_viewer_nack(
-            now,
-            v,
-            MediaKind::Audio,
-            &[audio[audio.len() - 2].seq as u16],
-            &mut audio_resend,
-        )
-        .unwrap();
-    assert_eq!(r.resent, 1);
-    assert_eq!(audio_resend[0].seq, audio[audio.len() - 2].seq);
-    let c = s.f.counters();
-    assert_eq!((c.nacks_in, c.nack_resends, c.nack_misses), (6, 4, 2));
-    assert_eq!(
-        s.f.handle_viewer_nack(now, ViewerId(77), MediaKind::Video, &[1], &mut resends),
-        Err(ForwardError::UnknownViewer(ViewerId(77)))
     );
 }
 

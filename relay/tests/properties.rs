@@ -13,7 +13,10 @@
 //!    and any other neighbour is exactly `+1` and starts a segment (any audio packet, a video
 //!    keyframe); every viewer's first video packet is a keyframe;
 //! 5. on a clean network (no loss, reordering or duplicates) there are no gaps at all;
-//! 6. a NACK resend carries the same numbers and payload as the live packet of that number.
+//! 6. VP8 descriptors as the viewer sees them (the forwarder's `Vp8Fields` applied): on a
+//!    clean network, in sending order, the PictureID goes up by exactly one per frame,
+//!    TL0PICIDX by one per TID 0 frame and KEYIDX by one per keyframe — also across layer
+//!    switches and publisher reconnects, where the publisher's own counters jump.
 
 mod common;
 
@@ -21,6 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use common::{Publisher, Rng, Tag, tag_of, ts_delta};
 use rootcast_relay::packet::vp8_is_keyframe_start;
+use rootcast_relay::vp8::parse_descriptor;
 use rootcast_relay::{
     Forward, ForwarderConfig, InboundPacket, KeyframeKind, LayerId, MediaKind, RtpBase,
     StreamForwarder, ViewerId, ViewerOptions, ViewerPreference,
@@ -53,16 +57,45 @@ struct Rec {
     key: bool,
     /// When it was handed out.
     at_ms: u64,
+    /// Video: the descriptor as the viewer receives it.
+    vp8: Option<Ids>,
+}
+
+/// PictureID, TL0PICIDX, TID, KEYIDX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ids {
+    picture_id: u16,
+    tl0: u8,
+    tid: u8,
+    key_idx: u8,
 }
 
 impl Rec {
     fn of(f: &Forward, at_ms: u64) -> Rec {
+        let vp8 = (f.kind == MediaKind::Video).then(|| {
+            let bytes = match f.vp8 {
+                Some(fields) => {
+                    let out = fields.apply(&f.payload).expect("the fields apply");
+                    assert_eq!(out.len(), f.payload.len(), "the payload keeps its length");
+                    out
+                }
+                None => f.payload.to_vec(),
+            };
+            let d = parse_descriptor(&bytes).expect("a readable descriptor");
+            Ids {
+                picture_id: d.picture_id.expect("a PictureID").value,
+                tl0: d.tl0_pic_idx.expect("a TL0PICIDX"),
+                tid: bytes[5] >> 6,
+                key_idx: d.key_idx.expect("a KEYIDX"),
+            }
+        });
         Rec {
             seq: f.seq,
             timestamp: f.timestamp,
             tag: tag_of(&f.payload),
             key: f.kind == MediaKind::Audio || vp8_is_keyframe_start(&f.payload),
             at_ms,
+            vp8,
         }
     }
 }
@@ -70,7 +103,6 @@ impl Rec {
 #[derive(Default)]
 struct Received {
     live: Vec<Rec>,
-    resent: Vec<Rec>,
 }
 
 struct World {
@@ -98,7 +130,11 @@ impl World {
         World {
             rng,
             net,
-            f: StreamForwarder::new(ForwarderConfig::default()),
+            // Odd seeds start viewers from cached keyframes when they can.
+            f: StreamForwarder::new(ForwarderConfig {
+                join_from_cache: (seed % 2 == 1).then_some(std::time::Duration::from_millis(500)),
+                ..ForwarderConfig::default()
+            }),
             publisher,
             publishing: true,
             sending: [true; LayerId::COUNT],
@@ -230,7 +266,6 @@ impl World {
                     .handle_viewer_keyframe_request(now, id, kind)
                     .unwrap();
             }
-            35..=39 if !self.viewers.is_empty() => self.nack(ms, now),
             40..=41 => {
                 // A layer stops or starts; sometimes str0m reports the pause.
                 let layer = LayerId::ALL[self.rng.below(3) as usize];
@@ -267,43 +302,8 @@ impl World {
         }
     }
 
-    fn nack(&mut self, ms: u64, now: std::time::Instant) {
-        let id = self.pick();
-        let kind = if self.rng.chance(70) {
-            MediaKind::Video
-        } else {
-            MediaKind::Audio
-        };
-        let Some(highest) = self
-            .received
-            .get(&(id, kind))
-            .and_then(|r| r.live.iter().map(|r| r.seq).max())
-        else {
-            return;
-        };
-        let seqs: Vec<u16> = (0..1 + self.rng.below(5))
-            .map(|_| (highest - self.rng.below(60).min(highest)) as u16)
-            .collect();
-        let mut resends = Vec::new();
-        let result = self
-            .f
-            .handle_viewer_nack(now, id, kind, &seqs, &mut resends)
-            .unwrap();
-        assert_eq!(result.resent + result.missed, seqs.len());
-        assert_eq!(resends.len(), result.resent);
-        for r in &resends {
-            assert!(r.resend && r.viewer == id && r.kind == kind);
-            self.received
-                .entry((id, kind))
-                .or_default()
-                .resent
-                .push(Rec::of(r, ms));
-        }
-    }
-
     fn collect(&mut self, ms: u64) {
         for f in self.out.drain(..) {
-            assert!(!f.resend);
             self.received
                 .entry((f.viewer, f.kind))
                 .or_default()
@@ -371,36 +371,6 @@ fn check(world: &World, clean: bool) -> (usize, usize) {
                 r.tag
             );
         }
-        // 6. A resend carries the live packet of that number; a resend of a number never sent
-        //    live (its packet reached the relay before the segment's keyframe and was held
-        //    back) fills a gap and must fit the checks below like any other packet.
-        let live_max = by_seq.keys().next_back().copied();
-        let mut filled: BTreeMap<u64, &Rec> = BTreeMap::new();
-        for r in &got.resent {
-            match by_seq.get(&r.seq) {
-                Some(live) => assert_eq!(
-                    (live.tag, live.timestamp),
-                    (r.tag, r.timestamp),
-                    "{ctx}: resend mismatch"
-                ),
-                None => {
-                    assert!(
-                        Some(r.seq) < live_max,
-                        "{ctx}: resend {} beyond the stream",
-                        r.seq
-                    );
-                    if let Some(prev) = filled.insert(r.seq, r) {
-                        assert_eq!(prev.tag, r.tag, "{ctx}: two resends differ");
-                    } else {
-                        assert!(
-                            originals.insert(r.tag),
-                            "{ctx}: resend of {:?} duplicates a live packet",
-                            r.tag
-                        );
-                    }
-                }
-            }
-        }
         // 2. Sending order.
         let mut max_seq = None;
         for pair in got.live.windows(2) {
@@ -420,10 +390,36 @@ fn check(world: &World, clean: bool) -> (usize, usize) {
             }
             max_seq = Some(max_seq.map_or(r.seq, |m: u64| m.max(r.seq)));
         }
+        // 6. VP8 counters continue across frames, switches and reconnects.
+        if clean && *kind == MediaKind::Video {
+            for pair in got.live.windows(2) {
+                let (a, b) = (pair[0].vp8.unwrap(), pair[1].vp8.unwrap());
+                if a.picture_id == b.picture_id {
+                    assert_eq!((a.tl0, a.key_idx), (b.tl0, b.key_idx), "{ctx}: one frame");
+                    continue;
+                }
+                let at = pair[1].seq;
+                assert_eq!(
+                    b.picture_id,
+                    (a.picture_id + 1) & 0x7fff,
+                    "{ctx}: PictureID at seq {at}"
+                );
+                let tl0_step = u8::from(b.tid == 0);
+                assert_eq!(
+                    b.tl0,
+                    a.tl0.wrapping_add(tl0_step),
+                    "{ctx}: TL0PICIDX at seq {at}"
+                );
+                let key_step = u8::from(pair[1].key);
+                assert_eq!(
+                    b.key_idx,
+                    (a.key_idx + key_step) & 0x1f,
+                    "{ctx}: KEYIDX at seq {at}"
+                );
+            }
+        }
         // 3 and 4. Ordered by sequence number.
-        let mut all = by_seq.clone();
-        all.extend(filled);
-        let ordered: Vec<&Rec> = all.values().copied().collect();
+        let ordered: Vec<&Rec> = by_seq.values().copied().collect();
         if *kind == MediaKind::Video {
             if let Some(first) = ordered.first() {
                 assert!(first.key, "{ctx}: video does not start at a keyframe");
@@ -479,18 +475,24 @@ fn check(world: &World, clean: bool) -> (usize, usize) {
 fn run_seeds(net: Network, clean: bool, seeds: std::ops::Range<u64>) {
     let mut total = 0;
     let mut switches = 0;
+    let mut from_cache = 0;
     for seed in seeds {
         let mut world = World::new(seed, net);
         world.run(8_000);
         let (n, s) = check(&world, clean);
         total += n;
         switches += s;
+        from_cache += world.f.counters().joins_from_cache;
         // Every viewer that left took its state with it.
         assert_eq!(world.f.viewer_count(), world.viewers.len());
     }
     // The runs did exercise the interesting paths.
     assert!(total > 10_000, "only {total} packets forwarded");
     assert!(switches > 20, "only {switches} segment switches");
+    assert!(
+        from_cache > 5,
+        "only {from_cache} viewers started from the cache"
+    );
 }
 
 #[test]
@@ -511,4 +513,49 @@ fn the_prng_is_deterministic() {
     let ys: Vec<u64> = (0..5).map(|_| b.next_u64()).collect();
     assert_eq!(xs, ys);
     assert_ne!(xs[0], xs[1]);
+}
+
+/// The driver applies the core's VP8 fields as str0m's `Vp8Patch`: for any payload, the core
+/// reads a descriptor exactly when str0m does, with the same values, and str0m accepts a patch
+/// of every field the core found (so a `Vp8Fields` never fails to apply in the driver).
+#[test]
+fn the_core_and_str0m_read_vp8_descriptors_alike() {
+    let mut rng = Rng::new(7);
+    let mut parsed = 0;
+    for _ in 0..50_000 {
+        let len = rng.below(8) as usize;
+        let mut p: Vec<u8> = (0..len).map(|_| rng.u16() as u8).collect();
+        // Mostly extended descriptors, so the interesting branches are hit.
+        if let Some(first) = p.first_mut() {
+            if rng.chance(80) {
+                *first |= 0x80;
+            }
+        }
+        let ours = parse_descriptor(&p);
+        let theirs = str0m::rtp::Vp8Descriptor::parse(&p);
+        assert_eq!(ours.is_ok(), theirs.is_ok(), "{p:02x?}");
+        let (Ok(ours), Ok(theirs)) = (ours, theirs) else {
+            continue;
+        };
+        parsed += 1;
+        assert_eq!(
+            ours.picture_id.map(|x| x.value),
+            theirs.picture_id(),
+            "{p:02x?}"
+        );
+        assert_eq!(ours.tl0_pic_idx, theirs.tl0_pic_idx(), "{p:02x?}");
+        assert_eq!(ours.key_idx, theirs.key_idx(), "{p:02x?}");
+        let mut patch = theirs.patch();
+        if let Some(pid) = ours.picture_id {
+            patch = patch.picture_id(if pid.long { 0x7fff } else { 0x7f });
+        }
+        if ours.tl0_pic_idx.is_some() {
+            patch = patch.tl0_pic_idx(0xff);
+        }
+        if ours.key_idx.is_some() {
+            patch = patch.key_idx(0x1f);
+        }
+        assert!(patch.build().is_ok(), "{p:02x?}");
+    }
+    assert!(parsed > 10_000, "only {parsed} payloads parsed");
 }

@@ -58,6 +58,9 @@ impl TestServer {
             .env("ROOTCAST_HTTP_API_KEY", API_KEY)
             // A free UDP port for the relay, so test servers can run side by side.
             .env("ROOTCAST_RELAY_UDP_BIND", "127.0.0.1:0")
+            // No recordings unless a test asks for them (ROOTCAST_RELAY_RECORDING_DIR in
+            // `env`): test servers are killed, which would leave `.part` files in ./data.
+            .env("ROOTCAST_RELAY_RECORDING_DIR", "")
             .env(
                 "ROOTCAST_STORE_URL",
                 format!("sqlite://{}", store_path.display()),

@@ -74,13 +74,61 @@ fn with_tag(mut codec_bytes: Vec<u8>, ssrc: u32, seq: u16) -> Arc<[u8]> {
     Arc::from(codec_bytes)
 }
 
-/// A VP8 payload: descriptor, frame tag, and the keyframe start code.
-pub fn vp8_bytes(keyframe: bool, start: bool) -> Vec<u8> {
-    let mut p = vec![0x80 | if start { 0x10 } else { 0 }, 0x80, 0x81, 0x02];
+/// A VP8 payload: descriptor (15-bit PictureID, TL0PICIDX, TID, KEYIDX), frame tag, and the
+/// keyframe start code.
+pub fn vp8_bytes(keyframe: bool, start: bool, ids: &Vp8Ids) -> Vec<u8> {
+    let mut p = vec![
+        0x80 | if start { 0x10 } else { 0 },
+        0xf0,
+        0x80 | (ids.picture_id >> 8) as u8,
+        ids.picture_id as u8,
+        ids.tl0_pic_idx,
+        (ids.tid << 6) | (ids.key_idx & 0x1f),
+    ];
     p.push(if keyframe { 0x10 } else { 0x11 });
     p.extend_from_slice(&[0x02, 0x00, 0x9d, 0x01, 0x2a]);
     p.extend_from_slice(&[0u8; 32]);
     p
+}
+
+/// The VP8 descriptor counters of one encoder, as libwebrtc keeps them per simulcast layer:
+/// PictureID +1 per frame, an L1T3 temporal pattern (TID 0, 2, 1, 2 from each keyframe),
+/// TL0PICIDX +1 per TID 0 frame, KEYIDX +1 per keyframe.
+#[derive(Debug, Clone, Copy)]
+pub struct Vp8Ids {
+    pub picture_id: u16,
+    pub tl0_pic_idx: u8,
+    pub tid: u8,
+    pub key_idx: u8,
+    /// Frames since the last keyframe.
+    pub since_key: u64,
+}
+
+impl Vp8Ids {
+    fn random(rng: &mut Rng) -> Vp8Ids {
+        Vp8Ids {
+            picture_id: rng.u16() & 0x7fff,
+            tl0_pic_idx: rng.u16() as u8,
+            tid: 0,
+            key_idx: rng.u16() as u8 & 0x1f,
+            since_key: 0,
+        }
+    }
+
+    /// The counters for the next frame.
+    fn next_frame(&mut self, keyframe: bool) {
+        self.picture_id = (self.picture_id + 1) & 0x7fff;
+        if keyframe {
+            self.since_key = 0;
+            self.key_idx = (self.key_idx + 1) & 0x1f;
+        } else {
+            self.since_key += 1;
+        }
+        self.tid = [0, 2, 1, 2][(self.since_key % 4) as usize];
+        if self.tid == 0 {
+            self.tl0_pic_idx = self.tl0_pic_idx.wrapping_add(1);
+        }
+    }
 }
 
 /// One RTP stream of the simulated publisher.
@@ -89,6 +137,8 @@ pub struct StreamGen {
     pub ssrc: u32,
     pub seq: u16,
     pub ts: u32,
+    /// VP8 counters (unused for audio).
+    pub vp8: Vp8Ids,
 }
 
 /// A publisher: Opus audio and VP8 video on up to three layers, each with its own SSRC and
@@ -105,6 +155,7 @@ impl Publisher {
             ssrc: rng.u32() | 1,
             seq: rng.u16(),
             ts: rng.u32(),
+            vp8: Vp8Ids::random(rng),
         };
         Publisher {
             audio: stream(rng),
@@ -151,6 +202,7 @@ impl Publisher {
         bytes: usize,
     ) -> Vec<InboundPacket> {
         let s = &mut self.video[layer.index()];
+        s.vp8.next_frame(keyframe);
         let mut out = Vec::with_capacity(packets);
         for i in 0..packets.max(1) {
             let header = PacketHeader {
@@ -160,7 +212,7 @@ impl Publisher {
                 marker: i + 1 == packets.max(1),
                 payload_type: 96,
             };
-            let mut bytes_i = vp8_bytes(keyframe, i == 0);
+            let mut bytes_i = vp8_bytes(keyframe, i == 0, &s.vp8);
             bytes_i.resize(bytes.max(bytes_i.len()), 0);
             let payload = with_tag(bytes_i, s.ssrc, s.seq);
             out.push(InboundPacket::new(
@@ -216,10 +268,10 @@ pub fn options(
     }
 }
 
-/// The live (non-resend) writes for one viewer and kind, in output order.
+/// The writes for one viewer and kind, in output order.
 pub fn writes(out: &[Forward], viewer: ViewerId, kind: MediaKind) -> Vec<Forward> {
     out.iter()
-        .filter(|f| f.viewer == viewer && f.kind == kind && !f.resend)
+        .filter(|f| f.viewer == viewer && f.kind == kind)
         .cloned()
         .collect()
 }
