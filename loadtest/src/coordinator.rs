@@ -109,6 +109,10 @@ pub struct FanoutArgs {
     /// Percentage of the clients that stop reading once subscribed (`ws-slow`).
     #[arg(skip)]
     pub slow_percent: f64,
+    /// `ws-reconnect-storm`: every client drops and reconnects this long after the first
+    /// scheduled publication.
+    #[arg(skip)]
+    pub storm_after_ms: Option<u64>,
 }
 
 /// Options of `ws-slow`: a share of the subscribers stop reading; large publications fill
@@ -138,6 +142,7 @@ impl From<SlowArgs> for FanoutArgs {
             drain_secs: s.drain_secs,
             burst: 1,
             slow_percent: s.slow_percent.clamp(0.0, 100.0),
+            storm_after_ms: None,
         }
     }
 }
@@ -168,6 +173,39 @@ impl From<BurstArgs> for FanoutArgs {
             drain_secs: b.drain_secs,
             burst: b.burst_size.max(1),
             slow_percent: 0.0,
+            storm_after_ms: None,
+        }
+    }
+}
+
+/// Options of `ws-reconnect-storm`: publications on a fixed schedule to a channel with
+/// history; partway through, every client drops its connection at once and reconnects,
+/// subscribing with recovery.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StormArgs {
+    #[arg(long, default_value_t = 100)]
+    pub publications: u32,
+    #[arg(long, default_value_t = 100)]
+    pub interval_ms: u64,
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+    /// When the clients drop, after the first scheduled publication.
+    #[arg(long, default_value_t = 3000)]
+    pub storm_after_ms: u64,
+    #[arg(long, default_value_t = 10)]
+    pub drain_secs: u64,
+}
+
+impl From<StormArgs> for FanoutArgs {
+    fn from(s: StormArgs) -> FanoutArgs {
+        FanoutArgs {
+            publications: s.publications,
+            interval_ms: s.interval_ms,
+            payload: s.payload,
+            drain_secs: s.drain_secs,
+            burst: 1,
+            slow_percent: 0.0,
+            storm_after_ms: Some(s.storm_after_ms),
         }
     }
 }
@@ -184,6 +222,35 @@ pub struct Measurement {
     pub error: Option<String>,
     pub idle: Option<Idle>,
     pub fanout: Option<Fanout>,
+    pub storm: Option<Storm>,
+}
+
+/// `ws-reconnect-storm`: the reconnection of every client at once.
+#[derive(Debug, Serialize)]
+pub struct Storm {
+    pub dropped: u64,
+    pub reconnected: u64,
+    /// Subscriptions the server answered with `recovered: true`.
+    pub recovered: u64,
+    pub recovered_percent: f64,
+    /// From the drop (sent to the workers) until the last client was subscribed again,
+    /// from the workers' clocks.
+    pub storm_secs: f64,
+    /// Reconnected ÷ `storm_secs`.
+    pub connects_per_sec: f64,
+    /// Per client: drop → subscribed again, µs.
+    pub reconnect_us: Quantiles,
+    /// Failed reconnect attempts (each retried after 100 ms), by reason.
+    pub reconnect_errors: BTreeMap<String, u64>,
+    /// The server's CPU from the drop until every client was back, per reconnection (the
+    /// fan-out going on meanwhile included).
+    pub server_cpu_us_per_reconnect: Option<f64>,
+    /// The server's and the load generator's CPU over the same time, % of one core.
+    pub server_cpu_percent: Option<f64>,
+    pub loadgen_cpu_percent: f64,
+    /// Publications sent × clients − distinct publications received by the drain deadline.
+    pub lost: u64,
+    pub duplicates: u64,
 }
 
 /// Figures once every client is connected, subscribed and idle.
@@ -461,6 +528,11 @@ pub fn run(
     if args.address.is_some() && args.targets.len() != 1 {
         bail!("--address measures one server: give its kind as the only --targets");
     }
+    if scenario == "ws-reconnect-storm" && args.targets.iter().any(|k| *k != Kind::Rootcast) {
+        bail!(
+            "ws-reconnect-storm measures recovery, which only rootcast has (the floor keeps nothing, and core NATS over WebSocket has no history): use --targets rootcast"
+        );
+    }
     if args.workers > 250 {
         bail!("--workers: at most 250 (source addresses 127.0.0.2 to 127.0.0.251)");
     }
@@ -492,6 +564,7 @@ pub fn run(
         },
         nats_bin: args.nats_bin.clone(),
         verbose: args.verbose,
+        bench_history: scenario == "ws-reconnect-storm",
     };
     let mut results = Vec::new();
     for round in 0..args.repeat {
@@ -548,7 +621,7 @@ pub fn run(
 }
 
 /// Pins this process (and the threads and children it starts later) to `core`.
-fn pin_self(core: u32) -> bool {
+pub fn pin_self(core: u32) -> bool {
     Command::new("taskset")
         .args([
             "-a",
@@ -588,6 +661,7 @@ fn measure(
         error: None,
         idle: None,
         fanout: None,
+        storm: None,
     };
     let label = format!("{} {} {connections}", m.scenario, kind.name());
     eprintln!("== {label} (round {}): {workers} workers", round + 1);
@@ -790,6 +864,20 @@ fn drive(
     let until = Instant::now() + Duration::from_nanos(drain_deadline_ns.saturating_sub(unix_ns()));
     let lock = || published.lock().unwrap_or_else(|e| e.into_inner());
     let mut finished = false;
+    let storm = match fanout.storm_after_ms {
+        Some(after_ms) => Some(storm(
+            fleet,
+            pid,
+            k,
+            subscribers,
+            Instant::now()
+                + Duration::from_nanos(
+                    (schedule.first_ns + after_ms * 1_000_000).saturating_sub(unix_ns()),
+                ),
+            until,
+        )?),
+        None => None,
+    };
     fleet.pump(until, |f| {
         if !finished && done_rx.try_recv().is_ok() {
             finished = true;
@@ -833,6 +921,8 @@ fn drive(
     let mut errors = BTreeMap::new();
     let mut first_receipt = u64::MAX;
     let mut last_receipt = 0;
+    let mut last_reconnect = 0;
+    let mut reconnect = histogram::new();
     let mut totals = Counters::default();
     for report in fleet.reports.iter().flatten() {
         histogram::merge(&mut latency, &report.latency_us);
@@ -851,6 +941,8 @@ fn drive(
             first_receipt = first_receipt.min(report.first_receipt_ns);
         }
         last_receipt = last_receipt.max(report.last_receipt_ns);
+        last_reconnect = last_reconnect.max(report.last_reconnect_ns);
+        histogram::merge(&mut reconnect, &report.reconnect_us);
         totals += report.counters;
     }
     let deliveries = totals.deliveries;
@@ -908,5 +1000,95 @@ fn drive(
         server_disconnects,
         load_average: format!("{load_before} → {}", procfs::load_average()),
     });
+    if let Some(started) = storm {
+        let storm_secs = last_reconnect.saturating_sub(started.dropped_ns) as f64 / 1e9;
+        let sent = u64::from(publisher_report.sent);
+        m.storm = Some(Storm {
+            dropped: totals.dropped,
+            reconnected: totals.reconnected,
+            recovered: totals.recovered,
+            recovered_percent: if totals.reconnected == 0 {
+                0.0
+            } else {
+                round2(100.0 * totals.recovered as f64 / totals.reconnected as f64)
+            },
+            storm_secs: round2(storm_secs),
+            connects_per_sec: if storm_secs > 0.0 {
+                (totals.reconnected as f64 / storm_secs).round()
+            } else {
+                0.0
+            },
+            reconnect_us: Quantiles::of(&reconnect),
+            reconnect_errors: m
+                .fanout
+                .as_ref()
+                .map(|f| {
+                    f.errors
+                        .iter()
+                        .filter(|(reason, _)| reason.starts_with("reconnect"))
+                        .map(|(r, n)| (r.clone(), *n))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            server_cpu_percent: started
+                .server_cpu
+                .map(|c| round2(100.0 * c / started.secs.max(1e-3))),
+            loadgen_cpu_percent: round2(100.0 * started.loadgen_cpu / started.secs.max(1e-3)),
+            server_cpu_us_per_reconnect: started.server_cpu.map(|c| {
+                if totals.reconnected == 0 {
+                    0.0
+                } else {
+                    round2(c * 1e6 / totals.reconnected as f64)
+                }
+            }),
+            lost: (subscribers * sent).saturating_sub(deliveries),
+            duplicates,
+        });
+    }
     Ok(())
+}
+
+/// What [`storm`] measured while every client came back.
+struct StormStart {
+    /// Unix time the drop was sent, ns.
+    dropped_ns: u64,
+    /// The server's and the load generator's CPU from the drop until every client was
+    /// back (as the workers' counters showed it, every 100 ms), and that time, seconds.
+    server_cpu: Option<f64>,
+    loadgen_cpu: f64,
+    secs: f64,
+}
+
+/// Waits until `at`, tells every worker to drop all its connections and reconnect, and
+/// waits (until `until` at the latest) for `clients` reconnections.
+fn storm(
+    fleet: &mut Fleet,
+    pid: Option<u32>,
+    workers: usize,
+    clients: u64,
+    at: Instant,
+    until: Instant,
+) -> anyhow::Result<StormStart> {
+    fleet.pump(at, |_| Ok(false))?;
+    let cpu0 = pid.map(procfs::cpu_seconds);
+    let loadgen0 = loadgen_cpu(&fleet.pids());
+    let started = Instant::now();
+    let dropped_ns = unix_ns();
+    for index in 0..workers {
+        fleet.send(index, &WorkerCommand::Drop)?;
+    }
+    eprintln!("[storm] every client drops and reconnects");
+    let back = fleet.pump(until, |f| Ok(f.totals().reconnected >= clients))?;
+    if !back {
+        eprintln!(
+            "[storm] only {} of {clients} clients were back by the drain deadline",
+            fleet.totals().reconnected
+        );
+    }
+    Ok(StormStart {
+        dropped_ns,
+        server_cpu: pid.zip(cpu0).map(|(p, c0)| procfs::cpu_seconds(p) - c0),
+        loadgen_cpu: loadgen_cpu(&fleet.pids()) - loadgen0,
+        secs: started.elapsed().as_secs_f64(),
+    })
 }

@@ -74,6 +74,14 @@ pub struct Session {
     subscribed: bool,
     /// nats: bytes of an incomplete protocol line or message.
     pending: Vec<u8>,
+    /// rootcast (`ws-reconnect-storm`): the stream position reached, the subscribe reply's
+    /// `epoch` and the highest `offset` seen in a reply or a publication; a session made
+    /// with [`Session::resume`] subscribes with `recover` from it.
+    epoch: String,
+    offset: u64,
+    recover: bool,
+    /// The last subscribe reply said `recovered: true`.
+    recovered: bool,
 }
 
 impl Session {
@@ -83,16 +91,51 @@ impl Session {
             connected: kind == Kind::Floor,
             subscribed: kind == Kind::Floor,
             pending: Vec::new(),
+            epoch: String::new(),
+            offset: 0,
+            recover: false,
+            recovered: false,
         }
+    }
+
+    /// A new session of a client that lost `previous`'s connection: it subscribes with
+    /// `recover: true` from `previous`'s position (rootcast; other kinds start afresh).
+    pub fn resume(previous: &Session) -> Self {
+        let mut session = Session::new(previous.kind);
+        if previous.kind == Kind::Rootcast && !previous.epoch.is_empty() {
+            session.epoch = previous.epoch.clone();
+            session.offset = previous.offset;
+            session.recover = true;
+        }
+        session
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Whether this session's subscribe asked for recovery and the reply said it recovered.
+    pub fn recovered(&self) -> bool {
+        self.recover && self.recovered
     }
 
     /// What to send once the WebSocket is open. `token`: the rootcast connection JWT.
     pub fn hello(&self, token: Option<&str>) -> Option<String> {
         match self.kind {
-            Kind::Rootcast => Some(format!(
-                "{{\"id\":1,\"connect\":{{\"token\":\"{}\",\"name\":\"rootcast-loadtest\"}}}}\n{{\"id\":2,\"subscribe\":{{\"channel\":\"{ROOTCAST_CHANNEL}\"}}}}",
-                token.unwrap_or_default()
-            )),
+            Kind::Rootcast => {
+                let recovery = if self.recover {
+                    format!(
+                        ",\"recover\":true,\"epoch\":\"{}\",\"offset\":{}",
+                        self.epoch, self.offset
+                    )
+                } else {
+                    String::new()
+                };
+                Some(format!(
+                    "{{\"id\":1,\"connect\":{{\"token\":\"{}\",\"name\":\"rootcast-loadtest\"}}}}\n{{\"id\":2,\"subscribe\":{{\"channel\":\"{ROOTCAST_CHANNEL}\"{recovery}}}}}",
+                    token.unwrap_or_default()
+                ))
+            }
             Kind::Floor => None,
             Kind::Nats => Some(format!(
                 "CONNECT {{\"verbose\":false,\"pedantic\":false,\"protocol\":1,\"name\":\"rootcast-loadtest\"}}\r\nSUB {NATS_SUBJECT} 1\r\nPING\r\n"
@@ -126,8 +169,17 @@ impl Session {
                     self.connected = true;
                 } else if line.starts_with(b"{\"id\":2,") {
                     self.subscribed = true;
+                    // A recoverable subscription's reply: its epoch, the publications it
+                    // recovered, the stream's offset.
+                    if let Some(epoch) = string_after(line, b"\"epoch\":\"") {
+                        self.epoch = epoch;
+                    }
+                    self.recovered = contains(line, b"\"recovered\":true");
+                    self.offset = self.offset.max(highest_offset(line));
+                    find_publications(line, &mut feed.publications);
                 }
             } else {
+                self.offset = self.offset.max(highest_offset(line));
                 find_publications(line, &mut feed.publications);
             }
         }
@@ -176,6 +228,29 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     find(haystack, needle).is_some()
+}
+
+/// The JSON string value that follows `key` (e.g. `"epoch":"`), up to its closing quote
+/// (epochs hold no escapes).
+fn string_after(bytes: &[u8], key: &[u8]) -> Option<String> {
+    let start = find(bytes, key)? + key.len();
+    let len = find(&bytes[start..], b"\"")?;
+    Some(String::from_utf8_lossy(&bytes[start..start + len]).into_owned())
+}
+
+/// The largest `"offset":<n>` in `bytes` (0 if none): a push's publication offset, or the
+/// highest of a subscribe reply's (its publications' and the stream's own).
+fn highest_offset(mut bytes: &[u8]) -> u64 {
+    const KEY: &[u8] = b"\"offset\":";
+    let mut highest = 0;
+    while let Some(at) = find(bytes, KEY) {
+        bytes = &bytes[at + KEY.len()..];
+        if let Some((n, rest)) = leading_number(bytes) {
+            highest = highest.max(n);
+            bytes = rest;
+        }
+    }
+    highest
 }
 
 /// Every `{"s":<seq>,"t":<ns>` in `bytes`.
@@ -258,6 +333,61 @@ mod tests {
         assert_eq!(feed.reply, Some("{}"));
         let feed = Session::new(Kind::Rootcast).feed(b"{\"id\":2,\"error\":{\"code\":103}}");
         assert!(feed.error.is_some());
+    }
+
+    #[test]
+    fn rootcast_recovery_resumes_from_the_last_offset_seen() {
+        let mut session = Session::new(Kind::Rootcast);
+        assert!(!session.hello(None).unwrap().contains("recover"));
+        session.feed(b"{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"recoverable\":true,\"epoch\":\"ab12\",\"offset\":4,\"positioned\":true}}");
+        assert!(session.ready() && !session.recovered());
+        let push = format!(
+            "{{\"push\":{{\"channel\":\"bench:fanout\",\"pub\":{{\"data\":{},\"offset\":9}}}}}}",
+            payload(P.seq, P.scheduled_ns, 60)
+        );
+        assert_eq!(session.feed(push.as_bytes()).publications, vec![P]);
+        // The connection drops; the next session asks to recover from offset 9.
+        let mut next = Session::resume(&session);
+        assert!(!next.ready());
+        let hello = next.hello(Some("jwt")).unwrap();
+        assert!(
+            hello.contains("\"recover\":true,\"epoch\":\"ab12\",\"offset\":9"),
+            "{hello}"
+        );
+        // The reply carries the missed publications 10 and 11, and says it recovered.
+        let missed = |seq: u32, offset: u64| {
+            format!(
+                "{{\"data\":{},\"offset\":{offset}}}",
+                payload(seq, P.scheduled_ns, 60)
+            )
+        };
+        let reply = format!(
+            "{{\"id\":1,\"connect\":{{}}}}\n{{\"id\":2,\"subscribe\":{{\"recoverable\":true,\"epoch\":\"ab12\",\"publications\":[{},{}],\"recovered\":true,\"offset\":11}}}}",
+            missed(8, 10),
+            missed(9, 11)
+        );
+        let feed = next.feed(reply.as_bytes());
+        assert!(next.ready() && next.recovered());
+        let seqs: Vec<u32> = feed.publications.iter().map(|p| p.seq).collect();
+        assert_eq!(seqs, [8, 9]);
+        assert!(
+            Session::resume(&next)
+                .hello(None)
+                .unwrap()
+                .contains("\"offset\":11")
+        );
+        // A reply that could not recover.
+        let mut lost = Session::resume(&next);
+        lost.feed(
+            b"{\"id\":2,\"subscribe\":{\"recoverable\":true,\"epoch\":\"cd34\",\"offset\":40}}",
+        );
+        assert!(!lost.recovered());
+        assert!(
+            Session::resume(&lost)
+                .hello(None)
+                .unwrap()
+                .contains("\"epoch\":\"cd34\",\"offset\":40")
+        );
     }
 
     #[test]

@@ -68,6 +68,7 @@ async fn scenario(args: DirectiveArgs) -> anyhow::Result<()> {
         rootcast_bin: args.rootcast_bin.clone(),
         nats_bin: "nats-server".into(),
         verbose: false,
+        bench_history: false,
     };
     let target = Target::start_with_store(Kind::Rootcast, &launch, Some(STORE_FILE))?;
     let address = target.address.to_string();

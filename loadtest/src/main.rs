@@ -37,14 +37,27 @@
 //!   client stops reading once subscribed; the figures are the other clients', plus the
 //!   server's RSS and peak RSS at the end, and (rootcast) the close codes it used.
 //!
-//! # Tests
-//! `tests/loadgen.rs` runs the binary against a stand-in server with a known injected
-//! delay (the reported latency must include it) and against one that dies mid-run (the run
-//! must end, non-zero, with a clear error and no worker left); unit tests cover the
-//! histogram merge, the protocol parsers, the schedule and the SVG writer. No test asserts
-//! on how fast anything is.
 //! - `ws-burst`: `ws-fanout` with bursts of publications sent back to back (pipelined),
 //!   all carrying the burst's scheduled time.
+//! - `ws-reconnect-storm` (rootcast only): `ws-fanout` on a channel with history and forced
+//!   recovery; partway through, every client drops its socket at once and reconnects,
+//!   subscribing with `recover` from the last offset it saw: reconnects per second, the
+//!   share the server recovered, publications lost (clients × sent − distinct received) and
+//!   duplicated.
+//! - `whep-viewers` (`whep.rs`): R1, the relay's forwarding cost, with webrtc-rs peers
+//!   that gather only loopback candidates: one WHIP publisher, N WHEP viewers in worker
+//!   processes (`whep-worker`); forwarded RTP packets per server CPU-second, per-viewer
+//!   loss by sequence number, time from the WHEP `POST` to the first keyframe.
+//!
+//! # Tests
+//! `tests/loadgen.rs` runs the binary against a stand-in server with a known injected
+//! delay (the reported latency must include it), against one that dies mid-run (the run
+//! must end, non-zero, with a clear error and no worker left), and the reconnect storm
+//! against a stand-in hub that recovers exactly (100 % recovered, nothing lost) or never
+//! (the loss reported must equal what the stand-in withheld); unit tests cover the
+//! histogram merge, the protocol parsers (recovery positions included), RTP loss
+//! accounting across sequence wraps, VP8 keyframe detection, the WHEP window sums, the
+//! schedule and the SVG writer. No test asserts on how fast anything is.
 //!
 //! # How to measure
 //! Build both binaries in release mode into one target folder (`cargo build --release -p
@@ -66,8 +79,12 @@ mod histogram;
 mod procfs;
 mod publisher;
 mod report;
+mod rtp_stats;
 mod svg;
 mod targets;
+mod webrtc_peer;
+mod whep;
+mod whep_worker;
 mod wire;
 mod worker;
 
@@ -115,6 +132,15 @@ enum Scenario {
         #[command(flatten)]
         slow: coordinator::SlowArgs,
     },
+    /// W5: N subscribers of a channel with history while publications go out; partway
+    /// through, every client drops and reconnects at once, subscribing with recovery:
+    /// connects per second, share recovered, publications lost. rootcast only.
+    WsReconnectStorm {
+        #[command(flatten)]
+        run: coordinator::RunArgs,
+        #[command(flatten)]
+        storm: coordinator::StormArgs,
+    },
     /// D1: a directive to N units that are online (time for every unit to have it) and
     /// the acknowledgement map (time from an officer's acknowledgement to the map).
     Directive {
@@ -128,9 +154,19 @@ enum Scenario {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
+    /// R1: one WHIP publisher (synthetic VP8 + Opus) and N WHEP viewers (webrtc-rs, on
+    /// loopback only) through `rootcast serve`: forwarded RTP packets per server
+    /// CPU-second, per-viewer loss, time to the first keyframe.
+    WhepViewers {
+        #[command(flatten)]
+        args: whep::WhepArgs,
+    },
     /// A worker process (started by the coordinator).
     #[command(hide = true)]
     Worker,
+    /// A whep-viewers worker process (started by its coordinator).
+    #[command(hide = true)]
+    WhepWorker,
 }
 
 fn main() -> std::process::ExitCode {
@@ -139,9 +175,14 @@ fn main() -> std::process::ExitCode {
         Scenario::WsFanout { run, fanout } => coordinator::run("ws-fanout", run, Some(fanout)),
         Scenario::WsBurst { run, burst } => coordinator::run("ws-burst", run, Some(burst.into())),
         Scenario::WsSlow { run, slow } => coordinator::run("ws-slow", run, Some(slow.into())),
+        Scenario::WsReconnectStorm { run, storm } => {
+            coordinator::run("ws-reconnect-storm", run, Some(storm.into()))
+        }
         Scenario::Directive { args } => directive::run(args),
         Scenario::Floor { listen } => floor::run(listen),
+        Scenario::WhepViewers { args } => whep::run(args),
         Scenario::Worker => worker::run(),
+        Scenario::WhepWorker => whep_worker::run(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -101,6 +101,20 @@ pub fn one_line(m: &Measurement) -> String {
     if let Some(error) = m.fanout.as_ref().and_then(|f| f.publisher_error.as_ref()) {
         let _ = write!(line, "; publisher: {error}");
     }
+    if let Some(storm) = &m.storm {
+        let _ = write!(
+            line,
+            "; storm: {}/{} back in {} s ({} connects/s), {} recovered ({} %), {} lost, {} duplicates",
+            storm.reconnected,
+            storm.dropped,
+            storm.storm_secs,
+            storm.connects_per_sec,
+            storm.recovered,
+            storm.recovered_percent,
+            storm.lost,
+            storm.duplicates
+        );
+    }
     if let Some(error) = &m.error {
         let _ = write!(line, " FAILED: {error}");
     }
@@ -139,6 +153,22 @@ const FIGURES: &[(&str, &str)] = &[
     ("rss_after_mib", "server RSS after the fan-out (MiB)"),
     ("rss_peak_mib", "server RSS peak (MiB)"),
     ("slow", "slow clients (not reading)"),
+    ("storm_connects_per_sec", "storm: reconnects per second"),
+    ("storm_secs", "storm: drop → every client back (s)"),
+    (
+        "storm_reconnect_p99",
+        "storm: drop → back, per client p99 (ms)",
+    ),
+    (
+        "storm_recovered_percent",
+        "storm: recovered (% of reconnects)",
+    ),
+    ("storm_lost", "storm: publications lost (all clients)"),
+    ("storm_duplicates", "storm: duplicates"),
+    (
+        "storm_cpu_per_reconnect",
+        "storm: server CPU per reconnect (µs)",
+    ),
 ];
 
 fn figure(m: &Measurement, name: &str) -> Option<f64> {
@@ -159,6 +189,13 @@ fn figure(m: &Measurement, name: &str) -> Option<f64> {
         "rss_after_mib" => f?.server_rss_after_kib.map(|k| k as f64 / 1024.0),
         "rss_peak_mib" => f?.server_rss_peak_kib.map(|k| k as f64 / 1024.0),
         "slow" => Some(f?.slow as f64),
+        "storm_connects_per_sec" => Some(m.storm.as_ref()?.connects_per_sec),
+        "storm_secs" => Some(m.storm.as_ref()?.storm_secs),
+        "storm_reconnect_p99" => Some(ms(m.storm.as_ref()?.reconnect_us.p99)),
+        "storm_recovered_percent" => Some(m.storm.as_ref()?.recovered_percent),
+        "storm_lost" => Some(m.storm.as_ref()?.lost as f64),
+        "storm_duplicates" => Some(m.storm.as_ref()?.duplicates as f64),
+        "storm_cpu_per_reconnect" => m.storm.as_ref()?.server_cpu_us_per_reconnect,
         "loadgen_cpu_percent" => Some(f?.loadgen_cpu_percent),
         "other_cpu_percent" => Some(f.map_or(idle?.other_cpu_percent, |f| f.other_cpu_percent)),
         _ => None,
@@ -241,6 +278,7 @@ pub fn write(out: &Path, report: &Report) -> anyhow::Result<String> {
         .iter()
         .filter(|(name, _)| match *name {
             "slow" => report.scenario == "ws-slow",
+            storm if storm.starts_with("storm_") => report.scenario == "ws-reconnect-storm",
             "rss_per_conn" | "rss_mib" | "connects_per_sec" | "other_cpu_percent" => true,
             _ => fanout,
         })

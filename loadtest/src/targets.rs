@@ -53,6 +53,9 @@ pub struct Launch {
     pub nats_bin: PathBuf,
     /// Pass the servers' output on to our standard error.
     pub verbose: bool,
+    /// rootcast: the `bench` namespace keeps history and forces recovery
+    /// (`ws-reconnect-storm`); otherwise it keeps none.
+    pub bench_history: bool,
 }
 
 impl Target {
@@ -115,7 +118,10 @@ impl Target {
                     Some(name) => format!("sqlite://{}", dir.join(name).display()),
                     None => "sqlite::memory:".to_owned(),
                 };
-                std::fs::write(&config, rootcast_config(&secret, &key, &store))?;
+                std::fs::write(
+                    &config,
+                    rootcast_config(&secret, &key, &store, launch.bench_history),
+                )?;
                 target.hmac_secret = Some(secret);
                 target.api_key = Some(key);
                 if !launch.rootcast_bin.exists() {
@@ -165,9 +171,16 @@ fn server_command(launch: &Launch, program: &Path) -> Command {
 
 /// A configuration for `rootcast serve`: the default namespaces `rootcast serve` needs
 /// (`sys`, `unit`, `ack`) plus `bench`, which any authenticated client may subscribe to and
-/// which keeps no history and no presence; the store at `store`; ports chosen by the
-/// kernel.
-fn rootcast_config(secret: &str, api_key: &str, store: &str) -> String {
+/// which keeps no presence, and no history unless `bench_history` (then 10,000
+/// publications for 10 minutes, recovery forced); the store at `store`; ports chosen by the
+/// kernel; the relay on 127.0.0.1 only (it then announces only that address), up to
+/// 1,000 WHEP viewers per stream (`whep-viewers`).
+fn rootcast_config(secret: &str, api_key: &str, store: &str, bench_history: bool) -> String {
+    let history = if bench_history {
+        "history_size = 10000\nhistory_ttl = \"10m\"\nforce_recovery = true\n"
+    } else {
+        ""
+    };
     format!(
         r#"[http]
 address = "127.0.0.1:0"
@@ -181,6 +194,7 @@ key = "{api_key}"
 url = "{store}"
 [relay]
 udp_bind = "127.0.0.1:0"
+max_viewers_per_stream = 1000
 [[channel.namespaces]]
 name = "sys"
 allow_subscribe_for_client = true
@@ -195,7 +209,7 @@ protected = true
 [[channel.namespaces]]
 name = "bench"
 allow_subscribe_for_client = true
-"#
+{history}"#
     )
 }
 

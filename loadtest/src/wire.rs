@@ -16,6 +16,9 @@ pub enum Command {
     Connect(ConnectPlan),
     /// Send a [`WorkerReport`].
     Report,
+    /// Every ready connection drops its socket at once and reconnects, subscribing with
+    /// recovery from its last position (`ws-reconnect-storm`).
+    Drop,
     /// Close every connection and exit.
     Stop,
 }
@@ -57,6 +60,12 @@ pub struct Counters {
     pub deliveries: u64,
     /// Ready connections that stopped reading on purpose (`ws-slow`).
     pub slow: u64,
+    /// Connections dropped on purpose by [`Command::Drop`].
+    pub dropped: u64,
+    /// Dropped connections ready again (connected and subscribed).
+    pub reconnected: u64,
+    /// Of those, subscriptions the server answered with `recovered: true`.
+    pub recovered: u64,
 }
 
 impl std::ops::AddAssign for Counters {
@@ -67,6 +76,9 @@ impl std::ops::AddAssign for Counters {
         self.closed += other.closed;
         self.deliveries += other.deliveries;
         self.slow += other.slow;
+        self.dropped += other.dropped;
+        self.reconnected += other.reconnected;
+        self.recovered += other.recovered;
     }
 }
 
@@ -102,4 +114,8 @@ pub struct WorkerReport {
     /// Unix time of the first and last receipt, ns (0: none).
     pub first_receipt_ns: u64,
     pub last_receipt_ns: u64,
+    /// Time from a connection's drop ([`Command::Drop`]) to ready again, µs.
+    pub reconnect_us: Encoded,
+    /// Unix time the last dropped connection was ready again, ns (0: none).
+    pub last_reconnect_ns: u64,
 }

@@ -2,6 +2,12 @@
 //! share of the connections from its own source address, reads publications, records
 //! latencies, and reports over standard output. It exits when told to stop or when its
 //! standard input closes (the coordinator went away), so it never outlives a run.
+//!
+//! On [`Command::Drop`] (`ws-reconnect-storm`) every ready connection drops its socket and
+//! reconnects at once (at most `concurrency` set-ups in flight), subscribing with recovery
+//! from the last position it saw. A client's record of which publications it has is kept
+//! across its connections, so a publication missed in the gap and not recovered counts as
+//! missing, and one both recovered and delivered live counts as a duplicate.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -20,7 +26,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::dialect::{Kind, Session};
+use crate::dialect::{Kind, Publication, Session};
 use crate::histogram;
 use crate::wire::{Command, ConnectPlan, Counters, Event, WorkerReport};
 
@@ -45,6 +51,8 @@ struct State {
     pongs: Cell<u64>,
     first_receipt_ns: Cell<u64>,
     last_receipt_ns: Cell<u64>,
+    reconnect_us: RefCell<Histogram<u64>>,
+    last_reconnect_ns: Cell<u64>,
     /// Connection tasks still running.
     live: Cell<usize>,
 }
@@ -74,6 +82,8 @@ impl State {
             pongs: self.pongs.get(),
             first_receipt_ns: self.first_receipt_ns.get(),
             last_receipt_ns: self.last_receipt_ns.get(),
+            reconnect_us: histogram::encode(&self.reconnect_us.borrow()),
+            last_reconnect_ns: self.last_reconnect_ns.get(),
         }
     }
 }
@@ -114,9 +124,12 @@ async fn serve_coordinator() -> anyhow::Result<()> {
         pongs: Cell::new(0),
         first_receipt_ns: Cell::new(0),
         last_receipt_ns: Cell::new(0),
+        reconnect_us: RefCell::new(histogram::new()),
+        last_reconnect_ns: Cell::new(0),
         live: Cell::new(0),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (drop_tx, drop_rx) = watch::channel(0u64);
     let mut progress = tokio::time::interval(Duration::from_millis(100));
     let mut planned: Option<usize> = None;
     let mut ready_sent = false;
@@ -131,9 +144,15 @@ async fn serve_coordinator() -> anyhow::Result<()> {
                         *state.last_ns.borrow_mut() = vec![0; plan.publications as usize];
                         *state.receipts.borrow_mut() = vec![0; plan.publications as usize];
                         planned = Some(plan.count);
-                        tokio::task::spawn_local(ramp(plan, state.clone(), stop_rx.clone()));
+                        tokio::task::spawn_local(ramp(
+                            plan,
+                            state.clone(),
+                            stop_rx.clone(),
+                            drop_rx.clone(),
+                        ));
                     }
                     Command::Report => emit(&Event::Report(Box::new(state.report()))),
+                    Command::Drop => drop_tx.send_modify(|generation| *generation += 1),
                     Command::Stop => break,
                 }
             }
@@ -157,7 +176,12 @@ async fn serve_coordinator() -> anyhow::Result<()> {
 }
 
 /// Starts the plan's connections at its pace, at most `concurrency` setting up at once.
-async fn ramp(plan: ConnectPlan, state: Rc<State>, stop: watch::Receiver<bool>) {
+async fn ramp(
+    plan: ConnectPlan,
+    state: Rc<State>,
+    stop: watch::Receiver<bool>,
+    drops: watch::Receiver<u64>,
+) {
     let plan = Rc::new(plan);
     let permits = Arc::new(Semaphore::new(plan.concurrency.max(1)));
     let interval = Duration::from_secs_f64(1.0 / plan.rate.max(1.0));
@@ -176,8 +200,9 @@ async fn ramp(plan: ConnectPlan, state: Rc<State>, stop: watch::Receiver<bool>) 
             plan.clone(),
             plan.first_user + i,
             state.clone(),
-            permit,
+            (permits.clone(), permit),
             stop.clone(),
+            drops.clone(),
         ));
     }
 }
@@ -209,7 +234,13 @@ fn token(plan: &ConnectPlan, user: usize) -> Result<Option<String>, String> {
 
 /// Connects from the plan's source address, opens the WebSocket, and says hello until
 /// the session is ready.
-async fn set_up(plan: &ConnectPlan, user: usize, state: &State) -> Result<(Ws, Session), String> {
+/// Publications that arrive with the replies (a recovering subscribe's) are returned too.
+async fn set_up(
+    plan: &ConnectPlan,
+    user: usize,
+    state: &State,
+    mut session: Session,
+) -> Result<(Ws, Session, Vec<Publication>), String> {
     let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {}", e.kind()))?;
     socket
         .bind(SocketAddr::new(plan.source, 0))
@@ -230,7 +261,7 @@ async fn set_up(plan: &ConnectPlan, user: usize, state: &State) -> Result<(Ws, S
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     state.count(|c| c.connected += 1);
-    let mut session = Session::new(plan.kind);
+    let mut early = Vec::new();
     if let Some(hello) = session.hello(token(plan, user)?.as_deref()) {
         ws.send(outgoing(plan.kind, &hello))
             .await
@@ -251,26 +282,28 @@ async fn set_up(plan: &ConnectPlan, user: usize, state: &State) -> Result<(Ws, S
         if let Some(error) = feed.error {
             return Err(format!("refused: {error}"));
         }
+        early.extend(feed.publications);
         if let Some(reply) = feed.reply {
             ws.send(outgoing(plan.kind, reply))
                 .await
                 .map_err(|e| format!("send: {e}"))?;
         }
     }
-    Ok((ws, session))
+    Ok((ws, session, early))
 }
 
 async fn connection(
     plan: Rc<ConnectPlan>,
     user: usize,
     state: Rc<State>,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    (permits, permit): (Arc<Semaphore>, tokio::sync::OwnedSemaphorePermit),
     mut stop: watch::Receiver<bool>,
+    mut drops: watch::Receiver<u64>,
 ) {
     let started = Instant::now();
     let setup = tokio::time::timeout(
         Duration::from_millis(plan.connect_timeout_ms),
-        set_up(&plan, user, &state),
+        set_up(&plan, user, &state, Session::new(plan.kind)),
     )
     .await;
     state
@@ -278,8 +311,10 @@ async fn connection(
         .borrow_mut()
         .saturating_record((started.elapsed().as_micros() as u64).max(1));
     drop(permit);
+    // Drops before this connection was ready are not for it.
+    let _ = drops.borrow_and_update();
     let outcome = match setup {
-        Ok(Ok((ws, session))) => {
+        Ok(Ok((ws, session, early))) => {
             state.count(|c| c.subscribed += 1);
             if plan.slow_every > 0 && user % plan.slow_every == 0 {
                 // A slow consumer: keep the connection, never read again.
@@ -288,7 +323,29 @@ async fn connection(
                 drop(ws);
                 Ok(())
             } else {
-                read_publications(ws, session, &plan, &state, &mut stop).await
+                let mut seen = Seen::new(plan.publications as usize);
+                seen.receive(&early, unix_ns(), &state);
+                let mut link = Some((ws, session));
+                loop {
+                    let Some((ws, session)) = link.take() else {
+                        break Ok(());
+                    };
+                    match read_publications(ws, session, &state, &mut stop, &mut drops, &mut seen)
+                        .await
+                    {
+                        Ended::Stopped => break Ok(()),
+                        Ended::Failed(reason) => break Err(reason),
+                        Ended::Dropped(session) => {
+                            state.count(|c| c.dropped += 1);
+                            link = reconnect(&plan, user, &state, &permits, &mut stop, &session)
+                                .await
+                                .map(|(ws, next, early)| {
+                                    seen.receive(&early, unix_ns(), &state);
+                                    (ws, next)
+                                });
+                        }
+                    }
+                }
             }
         }
         Ok(Err(error)) => {
@@ -313,63 +370,98 @@ async fn connection(
     state.live.set(state.live.get() - 1);
 }
 
-/// Reads until told to stop (`Ok`) or until the connection ends (`Err`, with the reason).
-async fn read_publications(
-    mut ws: Ws,
-    mut session: Session,
+/// Sets a dropped client up again, resuming `previous`'s subscription with recovery; tries
+/// again (after 100 ms) until it succeeds or the worker stops (`None`). Each failure is
+/// counted by reason.
+async fn reconnect(
     plan: &ConnectPlan,
+    user: usize,
     state: &State,
+    permits: &Arc<Semaphore>,
     stop: &mut watch::Receiver<bool>,
-) -> Result<(), String> {
-    let publications = plan.publications as usize;
-    let mut seen = vec![0u64; publications.div_ceil(64)];
-    let mut highest: Option<u32> = None;
+    previous: &Session,
+) -> Option<(Ws, Session, Vec<Publication>)> {
+    let dropped = Instant::now();
     loop {
-        let message = tokio::select! {
-            biased;
-            _ = stop.changed() => {
-                let _ = ws.close(None).await;
-                return Ok(());
-            }
-            message = ws.next() => message,
-        };
-        let frame = match message {
-            Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
-            Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
-            Some(Ok(Message::Close(frame))) => {
-                return Err(format!(
-                    "server closed {}",
-                    frame.map_or(0, |f| u16::from(f.code))
-                ));
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(format!("read error: {e}")),
-            None => return Err("eof".to_owned()),
-        };
-        let received_ns = unix_ns();
-        let feed = session.feed(&frame);
-        if let Some(error) = feed.error {
-            return Err(format!(
-                "server error: {}",
-                error.chars().take(60).collect::<String>()
-            ));
+        if *stop.borrow() {
+            return None;
         }
-        for publication in feed.publications {
+        let permit = permits.clone().acquire_owned().await.ok()?;
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(plan.connect_timeout_ms),
+            set_up(plan, user, state, Session::resume(previous)),
+        )
+        .await;
+        drop(permit);
+        match attempt {
+            Ok(Ok((ws, session, early))) => {
+                let recovered = session.recovered();
+                state.count(|c| {
+                    c.reconnected += 1;
+                    c.recovered += u64::from(recovered);
+                });
+                state
+                    .reconnect_us
+                    .borrow_mut()
+                    .saturating_record((dropped.elapsed().as_micros() as u64).max(1));
+                state.last_reconnect_ns.set(unix_ns());
+                return Some((ws, session, early));
+            }
+            Ok(Err(error)) => state.error(format!(
+                "reconnect: {}",
+                error.chars().take(80).collect::<String>()
+            )),
+            Err(_) => state.error("reconnect: timeout".to_owned()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How a connection's reading ended.
+enum Ended {
+    /// Told to stop.
+    Stopped,
+    /// Dropped on purpose ([`Command::Drop`]); the session holds the position to resume.
+    Dropped(Session),
+    /// The connection ended, with the reason.
+    Failed(String),
+}
+
+/// Which publications one client has, across all its connections.
+struct Seen {
+    bits: Vec<u64>,
+    publications: usize,
+    highest: Option<u32>,
+}
+
+impl Seen {
+    fn new(publications: usize) -> Seen {
+        Seen {
+            bits: vec![0; publications.div_ceil(64)],
+            publications,
+            highest: None,
+        }
+    }
+
+    /// Records publications received at `received_ns`: first copies count as deliveries
+    /// (latency, per-publication figures), others as duplicates.
+    fn receive(&mut self, publications: &[Publication], received_ns: u64, state: &State) {
+        for publication in publications {
             let seq = publication.seq as usize;
-            if seq >= publications {
+            if seq >= self.publications {
                 state.unexpected.set(state.unexpected.get() + 1);
                 continue;
             }
             let (word, bit) = (seq / 64, 1u64 << (seq % 64));
-            if seen[word] & bit != 0 {
+            if self.bits[word] & bit != 0 {
                 state.duplicates.set(state.duplicates.get() + 1);
                 continue;
             }
-            seen[word] |= bit;
-            if highest.is_some_and(|h| publication.seq < h) {
+            self.bits[word] |= bit;
+            if self.highest.is_some_and(|h| publication.seq < h) {
                 state.out_of_order.set(state.out_of_order.get() + 1);
             }
-            highest = highest.max(Some(publication.seq));
+            self.highest = self.highest.max(Some(publication.seq));
             let late_ns = received_ns.saturating_sub(publication.scheduled_ns);
             state
                 .latency_us
@@ -384,11 +476,60 @@ async fn read_publications(
             }
             state.last_receipt_ns.set(received_ns);
         }
+    }
+}
+
+/// Reads until told to stop, told to drop the connection, or the connection ends.
+async fn read_publications(
+    mut ws: Ws,
+    mut session: Session,
+    state: &State,
+    stop: &mut watch::Receiver<bool>,
+    drops: &mut watch::Receiver<u64>,
+    seen: &mut Seen,
+) -> Ended {
+    let kind = session.kind();
+    loop {
+        let message = tokio::select! {
+            biased;
+            _ = stop.changed() => {
+                let _ = ws.close(None).await;
+                return Ended::Stopped;
+            }
+            _ = drops.changed() => {
+                // Dropping the socket closes it under the WebSocket: no close handshake.
+                drop(ws);
+                return Ended::Dropped(session);
+            }
+            message = ws.next() => message,
+        };
+        let frame = match message {
+            Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
+            Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
+            Some(Ok(Message::Close(frame))) => {
+                return Ended::Failed(format!(
+                    "server closed {}",
+                    frame.map_or(0, |f| u16::from(f.code))
+                ));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Ended::Failed(format!("read error: {e}")),
+            None => return Ended::Failed("eof".to_owned()),
+        };
+        let received_ns = unix_ns();
+        let feed = session.feed(&frame);
+        if let Some(error) = feed.error {
+            return Ended::Failed(format!(
+                "server error: {}",
+                error.chars().take(60).collect::<String>()
+            ));
+        }
+        seen.receive(&feed.publications, received_ns, state);
         if let Some(reply) = feed.reply {
             state.pongs.set(state.pongs.get() + 1);
-            ws.send(outgoing(plan.kind, reply))
-                .await
-                .map_err(|e| format!("pong failed: {e}"))?;
+            if let Err(e) = ws.send(outgoing(kind, reply)).await {
+                return Ended::Failed(format!("pong failed: {e}"));
+            }
         }
     }
 }

@@ -1,13 +1,17 @@
 //! The load generator's own tests: its latency accounting against a server with a known
-//! injected delay, and a clean, bounded exit when the server dies mid-run. (The merge of
+//! injected delay, a clean, bounded exit when the server dies mid-run, and the reconnect
+//! storm's recovery and loss accounting against a stand-in hub that recovers exactly, or
+//! never (then the loss it reports must be exactly what the stand-in withheld). (The merge of
 //! the workers' histograms is unit-tested in `src/histogram.rs`; here two workers' figures
 //! are merged end to end.) No assertion is made on how fast anything is.
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{DelayedFloor, out_dir, run_fanout};
+use common::hub::{Recovery, StandInHub};
+use common::{DelayedFloor, out_dir, run_fanout, run_storm};
 use serde_json::Value;
 
 fn results(out: &std::path::Path) -> Value {
@@ -132,5 +136,83 @@ async fn a_server_that_dies_mid_run_ends_the_run_with_an_error_and_no_process_le
             "worker {pid} still runs"
         );
     }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// 20 clients, 40 publications 50 ms apart; every client drops 700 ms in and the stand-in
+/// answers each recovering subscribe 150 ms late, so every client misses a few.
+const STORM: &[&str] = &[
+    "--connections",
+    "20",
+    "--publications",
+    "40",
+    "--interval-ms",
+    "50",
+    "--storm-after-ms",
+    "700",
+    "--idle-secs",
+    "1",
+    "--drain-secs",
+    "5",
+    "--duration",
+    "60",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_with_exact_recovery_reports_every_client_recovered_and_nothing_lost() {
+    let hub = StandInHub::start(Recovery::Exact, Duration::from_millis(150)).await;
+    let out = out_dir("storm-exact");
+    let output = run_storm(hub.address, &out, STORM).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "load generator failed:\n{stderr}");
+    let report = results(&out);
+    let m = &report["measurements"][0];
+    assert!(m["error"].is_null(), "{m}");
+    let storm = &m["storm"];
+    assert_eq!(storm["dropped"], 20, "{storm}");
+    assert_eq!(storm["reconnected"], 20, "{storm}");
+    assert_eq!(storm["recovered"], 20, "{storm}");
+    assert_eq!(storm["recovered_percent"], 100.0);
+    assert_eq!(storm["lost"], 0, "{storm}");
+    assert_eq!(storm["duplicates"], 0, "{storm}");
+    assert!(storm["connects_per_sec"].as_f64().unwrap() > 0.0);
+    // The stand-in delayed each reply by 150 ms: the time to come back includes it.
+    assert!(
+        storm["reconnect_us"]["p50"].as_u64().unwrap() >= 150_000,
+        "{storm}"
+    );
+    assert_eq!(hub.recovering_subscribes.load(Ordering::Relaxed), 20);
+    let f = &m["fanout"];
+    assert_eq!(f["deliveries"], 800, "{f}");
+    assert_eq!(f["missing"], 0);
+    assert!(
+        std::fs::read_to_string(out.join("summary.md"))
+            .unwrap()
+            .contains("storm: reconnects per second")
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_without_recovery_reports_exactly_the_publications_withheld() {
+    let hub = StandInHub::start(Recovery::Never, Duration::from_millis(150)).await;
+    let out = out_dir("storm-never");
+    let output = run_storm(hub.address, &out, STORM).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "load generator failed:\n{stderr}");
+    let report = results(&out);
+    let m = &report["measurements"][0];
+    assert!(m["error"].is_null(), "{m}");
+    let storm = &m["storm"];
+    assert_eq!(storm["reconnected"], 20, "{storm}");
+    assert_eq!(storm["recovered"], 0, "{storm}");
+    let withheld = hub.unrecovered.load(Ordering::Relaxed);
+    assert!(
+        withheld >= 20,
+        "every client missed at least one: {withheld}"
+    );
+    assert_eq!(storm["lost"], withheld, "{storm}");
+    assert_eq!(m["fanout"]["missing"], withheld);
+    assert_eq!(storm["duplicates"], 0, "{storm}");
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -1,6 +1,9 @@
 //! A stand-in server for the load generator's tests: it speaks the floor's dialect (every
 //! frame sent to `/publish` goes to every other connection) but holds each publication
-//! for a known delay first, and can die on cue.
+//! for a known delay first, and can die on cue. `hub.rs`: a rootcast-dialect stand-in with
+//! a chosen recovery behaviour, for the reconnect storm.
+
+pub mod hub;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -132,6 +135,35 @@ pub async fn run_fanout(address: SocketAddr, out: &std::path::Path, extra: &[&st
             "--no-pin",
             "--workers",
             "2",
+        ])
+        .args(["--address", &address.to_string()])
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .kill_on_drop(true);
+    tokio::time::timeout(TIMEOUT, command.output())
+        .await
+        .expect("the load generator exits by itself")
+        .expect("the load generator runs")
+}
+
+/// Runs `rootcast-loadtest ws-reconnect-storm` against `address` (a rootcast-dialect
+/// server such as [`hub::StandInHub`]), unpinned, two workers, with the given extra
+/// arguments; kills it if it outlives [`TIMEOUT`].
+pub async fn run_storm(address: SocketAddr, out: &std::path::Path, extra: &[&str]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rootcast-loadtest"));
+    command
+        .args([
+            "ws-reconnect-storm",
+            "--targets",
+            "rootcast",
+            "--no-pin",
+            "--workers",
+            "2",
+            "--secret",
+            "standin-secret",
+            "--api-key",
+            "standin-key",
         ])
         .args(["--address", &address.to_string()])
         .arg("--out")

@@ -1,0 +1,1111 @@
+//! The `whep-viewers` scenario (R1, relay forwarding cost): `rootcast serve` (its relay on
+//! UDP 127.0.0.1 only, announcing only that address), one WHIP publisher sending synthetic
+//! VP8 video and Opus audio from pre-built RTP payloads, and N WHEP viewers spread over
+//! worker processes (`whep_worker.rs`); every peer is webrtc-rs and gathers only loopback
+//! candidates (`webrtc_peer.rs`).
+//!
+//! Per viewer count and round: start the server, connect the publisher, join the viewers
+//! at `--join-rate`, wait until every viewer has its first keyframe (or failed), let the
+//! stream settle, then measure a window of `--measure-secs`: the server's CPU
+//! (`/proc/<pid>/stat`), the packets every viewer received and lost (by sequence number)
+//! and the packets the publisher sent. The relay's own counters are not served over HTTP by
+//! `rootcast serve`, so **forwarded packets are the viewers' received counts** (both
+//! tracks, RTX repairs included if any), checked against published × viewers.
+//!
+//! Invariants: every phase has a deadline and `--duration` bounds the run (then every child
+//! is killed and the program exits with 3); every SDP sent or applied names only loopback
+//! candidates; the figures of a window come from readings taken at its two ends.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtp::header::Header;
+use webrtc::rtp::packet::Packet;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
+
+use crate::children;
+use crate::coordinator::pin_self;
+use crate::dialect::Kind;
+use crate::histogram::Quantiles;
+use crate::procfs;
+use crate::report;
+use crate::targets::{Launch, Target};
+use crate::webrtc_peer;
+use crate::whep_worker::{JoinPlan, Progress, ViewerFigures, WhepCommand, WhepEvent};
+
+const STREAM: &str = "r1";
+
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct WhepArgs {
+    /// WHEP viewers; a list is a sweep: `50,150,200`.
+    #[arg(long, value_delimiter = ',', default_value = "50,150,200")]
+    pub viewers: Vec<usize>,
+    /// Worker processes (0: one per 50 viewers, at least 2).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Viewers joined per second, all workers together.
+    #[arg(long, default_value_t = 25.0)]
+    pub join_rate: f64,
+    /// Most joins in progress at once, per worker.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Quiet time once every viewer has its first frame, before the window.
+    #[arg(long, default_value_t = 2)]
+    pub settle_secs: u64,
+    /// The measured window.
+    #[arg(long, default_value_t = 10)]
+    pub measure_secs: u64,
+    /// Video frames per second.
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// RTP packets per delta frame.
+    #[arg(long, default_value_t = 5)]
+    pub frame_packets: usize,
+    /// RTP packets per keyframe.
+    #[arg(long, default_value_t = 15)]
+    pub keyframe_packets: usize,
+    /// VP8 payload bytes per video packet (with 5 packets a frame at 30 fps, 1,100 bytes
+    /// make ≈ 1.3 Mbit/s).
+    #[arg(long, default_value_t = 1100)]
+    pub packet_bytes: usize,
+    /// Opus payload bytes per 20 ms packet (50 a second).
+    #[arg(long, default_value_t = 120)]
+    pub audio_bytes: usize,
+    /// A keyframe at least this often (0: only when the relay asks for one).
+    #[arg(long, default_value_t = 0)]
+    pub keyframe_interval_secs: u64,
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Hard bound on the whole run, seconds.
+    #[arg(long, default_value_t = 900)]
+    pub duration: u64,
+    #[arg(long, default_value = "loadtest-results-whep")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub no_pin: bool,
+    #[arg(long, default_value_t = 0)]
+    pub server_core: u32,
+    /// The core of the coordinator (which runs the publisher) and every worker.
+    #[arg(long, default_value_t = 1)]
+    pub client_core: u32,
+    /// The `rootcast` binary (default: next to this one).
+    #[arg(long)]
+    pub rootcast_bin: Option<PathBuf>,
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+/// One viewer count, one round.
+#[derive(Debug, Default, Serialize)]
+pub struct WhepMeasurement {
+    pub viewers: usize,
+    pub round: usize,
+    pub workers: usize,
+    pub error: Option<String>,
+    pub joined: Progress,
+    pub join_errors: BTreeMap<String, u64>,
+    pub join_secs: f64,
+    /// Viewers counted at the window's start.
+    pub measured_viewers: u64,
+    pub window_secs: f64,
+    pub published_video: u64,
+    pub published_audio: u64,
+    pub published_bits_per_sec: f64,
+    pub keyframes_sent: u64,
+    pub keyframe_requests: u64,
+    /// RTP packets the measured viewers received in the window (video + audio).
+    pub forwarded: u64,
+    /// published × measured viewers.
+    pub expected: u64,
+    pub forwarded_per_sec: f64,
+    pub server_cpu_secs: Option<f64>,
+    pub server_cpu_percent: Option<f64>,
+    /// The R1 figure.
+    pub forwarded_per_server_cpu_sec: Option<f64>,
+    pub server_rss_kib: Option<u64>,
+    /// Lost by sequence number (gaps), all measured viewers, both tracks.
+    pub lost: u64,
+    pub loss_percent: f64,
+    /// Per viewer: loss by sequence number, parts per million.
+    pub viewer_loss_ppm: Quantiles,
+    pub viewers_with_loss: u64,
+    /// Per viewer: received ÷ published in the window, the lowest, percent.
+    pub lowest_received_percent: f64,
+    /// All measured viewers, in the window: packets not ahead of their stream's highest
+    /// sequence number (duplicates, e.g. retransmissions) and padding-only packets; both
+    /// are part of `forwarded`.
+    pub late: u64,
+    pub padding: u64,
+    /// WHEP POST → first keyframe packet, µs, every viewer that got one.
+    pub first_keyframe_us: Quantiles,
+    /// WHEP POST → ICE and DTLS connected, µs.
+    pub connected_us: Quantiles,
+    pub loadgen_cpu_secs: f64,
+    /// Of one core.
+    pub loadgen_cpu_percent: f64,
+    pub publisher_process_cpu_percent: f64,
+    pub other_cpu_percent: f64,
+    /// Whether the load generator was the limit (it used ≥ 90 % of its core, or viewers
+    /// received clearly less than was published while it was busy).
+    pub loadgen_saturated: bool,
+    pub load_average: String,
+}
+
+pub fn run(args: WhepArgs) -> anyhow::Result<()> {
+    if args.viewers.is_empty() || args.viewers.contains(&0) {
+        bail!("--viewers: at least one count, all > 0");
+    }
+    if args.fps == 0 || args.frame_packets == 0 || args.keyframe_packets == 0 {
+        bail!("--fps, --frame-packets and --keyframe-packets must be > 0");
+    }
+    if args.packet_bytes < 16 || args.packet_bytes > 1200 {
+        bail!("--packet-bytes: 16 to 1200 (one RTP packet within the MTU)");
+    }
+    let pinned = !args.no_pin && pin_self(args.client_core);
+    let pinning = if pinned {
+        format!(
+            "server on core {}, load generator (coordinator with the publisher, workers) on core {} (taskset)",
+            args.server_core, args.client_core
+        )
+    } else {
+        "not pinned".to_owned()
+    };
+    eprintln!(
+        "rootcast-loadtest whep-viewers: {pinning}; stops by itself after {} s at the latest",
+        args.duration
+    );
+    let duration = args.duration;
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(duration));
+        eprintln!("rootcast-loadtest: --duration {duration} s reached: stopping every process");
+        children::kill_all();
+        std::process::exit(3);
+    });
+    let launch = Launch {
+        core: pinned.then_some(args.server_core),
+        rootcast_bin: match &args.rootcast_bin {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?.with_file_name("rootcast"),
+        },
+        nats_bin: "nats-server".into(),
+        verbose: args.verbose,
+        bench_history: false,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut results = Vec::new();
+    for round in 0..args.repeat {
+        for &viewers in &args.viewers {
+            let workers = match args.workers {
+                0 => viewers.div_ceil(50).max(2),
+                n => n,
+            }
+            .min(viewers);
+            let mut m = WhepMeasurement {
+                viewers,
+                round,
+                workers,
+                ..Default::default()
+            };
+            eprintln!(
+                "== whep-viewers {viewers} (round {}): {workers} workers",
+                round + 1
+            );
+            if let Err(error) = runtime.block_on(measure(&mut m, &args, &launch, pinned)) {
+                m.error = Some(format!("{error:#}"));
+            }
+            eprintln!("{}", one_line(&m));
+            results.push(m);
+        }
+    }
+    let summary = write(&args, &pinning, &results)?;
+    println!("{summary}");
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|m| Some(format!("{} viewers: {}", m.viewers, m.error.as_ref()?)))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} measurements failed:\n  {}",
+            failed.len(),
+            results.len(),
+            failed.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+async fn measure(
+    m: &mut WhepMeasurement,
+    args: &WhepArgs,
+    launch: &Launch,
+    pinned: bool,
+) -> anyhow::Result<()> {
+    let target = Target::start(Kind::Rootcast, launch)?;
+    let pid = target.pid.context("the server's pid")?;
+    let publisher = Publisher::start(&target, args).await?;
+    let mut fleet = match WhepFleet::spawn(m.workers, pinned.then_some(args.client_core), pid) {
+        Ok(fleet) => fleet,
+        Err(error) => {
+            publisher.close().await;
+            return Err(error);
+        }
+    };
+    let outcome = drive(m, args, &target, &publisher, &mut fleet).await;
+    fleet.stop();
+    publisher.close().await;
+    drop(target);
+    outcome
+}
+
+async fn drive(
+    m: &mut WhepMeasurement,
+    args: &WhepArgs,
+    target: &Target,
+    publisher: &Publisher,
+    fleet: &mut WhepFleet,
+) -> anyhow::Result<()> {
+    let pid = target.pid.context("the server's pid")?;
+    let n = m.viewers;
+    let k = m.workers;
+    let join_started = Instant::now();
+    for index in 0..k {
+        let plan = JoinPlan {
+            server: target.address,
+            stream: STREAM.to_owned(),
+            count: n / k + usize::from(index < n % k),
+            rate: args.join_rate / k as f64,
+            concurrency: args.concurrency,
+        };
+        fleet.send(index, &WhepCommand::Join(plan))?;
+    }
+    let join_limit = Duration::from_secs_f64(n as f64 / args.join_rate) + Duration::from_secs(40);
+    let joined = fleet
+        .pump(Instant::now() + join_limit, |p| {
+            p.first_frames + p.failed >= n as u64
+        })
+        .await?;
+    m.join_secs = round2(join_started.elapsed().as_secs_f64());
+    let progress = fleet.totals();
+    if !joined {
+        eprintln!(
+            "not every viewer had a frame within {} s: {progress:?}; measuring those that did",
+            join_limit.as_secs()
+        );
+    }
+    if progress.answered == 0 {
+        bail!("no viewer could join ({} failed)", progress.failed);
+    }
+    fleet
+        .pump(
+            Instant::now() + Duration::from_secs(args.settle_secs),
+            |_| false,
+        )
+        .await?;
+
+    // The window.
+    let workers = fleet.pids();
+    let loadgen = || {
+        procfs::cpu_seconds(std::process::id())
+            + workers.iter().map(|&p| procfs::cpu_seconds(p)).sum::<f64>()
+    };
+    let load_before = procfs::load_average();
+    let published0 = publisher.sent();
+    let server0 = procfs::cpu_seconds(pid);
+    let loadgen0 = loadgen();
+    let own0 = procfs::cpu_seconds(std::process::id());
+    let busy0 = procfs::machine_busy_seconds();
+    let started = Instant::now();
+    fleet.broadcast(&WhepCommand::Mark)?;
+    fleet
+        .wait_marked(Instant::now() + Duration::from_secs(10))
+        .await?;
+    fleet
+        .pump(started + Duration::from_secs(args.measure_secs), |_| false)
+        .await?;
+    fleet.broadcast(&WhepCommand::Report)?;
+    let window_secs = started.elapsed().as_secs_f64();
+    let published1 = publisher.sent();
+    let server_cpu = procfs::cpu_seconds(pid) - server0;
+    let loadgen_cpu = loadgen() - loadgen0;
+    let own_cpu = procfs::cpu_seconds(std::process::id()) - own0;
+    let other = procfs::machine_busy_seconds() - busy0 - server_cpu - loadgen_cpu;
+    let rss = procfs::rss_kib(pid).0;
+    let reports = fleet
+        .wait_reports(Instant::now() + Duration::from_secs(15))
+        .await?;
+
+    let mut viewers: Vec<ViewerFigures> = Vec::new();
+    let mut errors = BTreeMap::new();
+    let mut totals = Progress::default();
+    for report in reports {
+        viewers.extend(report.viewers);
+        totals += report.progress;
+        for (reason, count) in report.errors {
+            *errors.entry(reason).or_default() += count;
+        }
+    }
+    let video = published1.video - published0.video;
+    let audio = published1.audio - published0.audio;
+    let figures = window_figures(&viewers, video + audio);
+    m.joined = totals;
+    m.join_errors = errors;
+    m.measured_viewers = figures.measured;
+    m.window_secs = round2(window_secs);
+    m.published_video = video;
+    m.published_audio = audio;
+    m.published_bits_per_sec =
+        ((published1.bytes - published0.bytes) as f64 * 8.0 / window_secs).round();
+    m.keyframes_sent = published1.keyframes;
+    m.keyframe_requests = published1.keyframe_requests;
+    m.forwarded = figures.received;
+    m.expected = figures.expected;
+    m.forwarded_per_sec = (figures.received as f64 / window_secs).round();
+    m.server_cpu_secs = Some(round2(server_cpu));
+    m.server_cpu_percent = Some(round2(100.0 * server_cpu / window_secs));
+    m.forwarded_per_server_cpu_sec =
+        (server_cpu > 0.0).then(|| (figures.received as f64 / server_cpu).round());
+    m.server_rss_kib = Some(rss);
+    m.lost = figures.lost;
+    m.loss_percent = percent(figures.lost, figures.lost + figures.received);
+    m.viewer_loss_ppm = Quantiles::of_sample(&figures.loss_ppm);
+    m.viewers_with_loss = figures.loss_ppm.iter().filter(|p| **p > 0).count() as u64;
+    m.lowest_received_percent = round2(figures.lowest_received_share * 100.0);
+    let measured = viewers.iter().filter(|v| v.marked);
+    m.late = measured.clone().map(|v| v.late).sum();
+    m.padding = measured.map(|v| v.padding).sum();
+    m.first_keyframe_us = Quantiles::of_sample(
+        &viewers
+            .iter()
+            .filter_map(|v| v.first_keyframe_us)
+            .collect::<Vec<_>>(),
+    );
+    m.connected_us = Quantiles::of_sample(
+        &viewers
+            .iter()
+            .filter_map(|v| v.connected_us)
+            .collect::<Vec<_>>(),
+    );
+    m.loadgen_cpu_secs = round2(loadgen_cpu);
+    m.loadgen_cpu_percent = round2(100.0 * loadgen_cpu / window_secs);
+    m.publisher_process_cpu_percent = round2(100.0 * own_cpu / window_secs);
+    m.other_cpu_percent = round2(100.0 * other.max(0.0) / window_secs);
+    m.loadgen_saturated = m.loadgen_cpu_percent >= 90.0
+        || (m.loadgen_cpu_percent >= 70.0 && figures.received * 100 < figures.expected * 98);
+    m.load_average = format!("{load_before} → {}", procfs::load_average());
+    Ok(())
+}
+
+/// What the viewers' window figures add up to.
+#[derive(Debug, Default, PartialEq)]
+pub struct WindowFigures {
+    /// Viewers counted at the window's start.
+    pub measured: u64,
+    pub received: u64,
+    pub lost: u64,
+    /// published × measured viewers.
+    pub expected: u64,
+    /// Per measured viewer, loss by sequence number in ppm of its expected packets.
+    pub loss_ppm: Vec<u64>,
+    /// The lowest received ÷ published of a measured viewer (1.0 when none).
+    pub lowest_received_share: f64,
+}
+
+/// Sums the measured viewers' window counts; `published`: packets the publisher sent in
+/// the window (both tracks). Viewers that joined after the window started are left out.
+pub fn window_figures(viewers: &[ViewerFigures], published: u64) -> WindowFigures {
+    let mut f = WindowFigures {
+        lowest_received_share: 1.0,
+        ..Default::default()
+    };
+    for v in viewers.iter().filter(|v| v.marked) {
+        let received = v.video.0 + v.audio.0;
+        let lost = v.video.1 + v.audio.1;
+        f.measured += 1;
+        f.received += received;
+        f.lost += lost;
+        f.expected += published;
+        f.loss_ppm
+            .push((lost * 1_000_000).checked_div(received + lost).unwrap_or(0));
+        if published > 0 {
+            f.lowest_received_share = f
+                .lowest_received_share
+                .min(received as f64 / published as f64);
+        }
+    }
+    f
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        round4(100.0 * part as f64 / whole as f64)
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// Packets and bytes the publisher has sent, and keyframe traffic.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sent {
+    video: u64,
+    audio: u64,
+    bytes: u64,
+    keyframes: u64,
+    keyframe_requests: u64,
+}
+
+/// The WHIP publisher: VP8 frames of pre-built packets at `--fps` (a keyframe whenever the
+/// relay asks with a PLI or FIR, and every `--keyframe-interval-secs`), Opus every 20 ms.
+struct Publisher {
+    pc: Arc<RTCPeerConnection>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<[AtomicU64; 5]>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Publisher {
+    async fn start(target: &Target, args: &WhepArgs) -> anyhow::Result<Publisher> {
+        let pc = webrtc_peer::loopback_peer().await?;
+        let track = |mime: &str, id: &str| {
+            Arc::new(TrackLocalStaticRTP::new(
+                RTCRtpCodecCapability {
+                    mime_type: mime.to_owned(),
+                    ..Default::default()
+                },
+                id.to_owned(),
+                "rootcast-loadtest".to_owned(),
+            ))
+        };
+        let video = track(MIME_TYPE_VP8, "video");
+        let audio = track(MIME_TYPE_OPUS, "audio");
+        let sendonly = || {
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                send_encodings: vec![],
+            })
+        };
+        let video_transceiver = pc
+            .add_transceiver_from_track(
+                video.clone() as Arc<dyn TrackLocal + Send + Sync>,
+                sendonly(),
+            )
+            .await?;
+        let audio_transceiver = pc
+            .add_transceiver_from_track(
+                audio.clone() as Arc<dyn TrackLocal + Send + Sync>,
+                sendonly(),
+            )
+            .await?;
+        let offer = webrtc_peer::complete_offer(&pc).await?;
+        let answer = webrtc_peer::post_offer(target.address, &format!("/whip/{STREAM}"), &offer)
+            .await
+            .context("the WHIP publisher")?;
+        webrtc_peer::apply_answer(&pc, &answer).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pc.connection_state() != RTCPeerConnectionState::Connected {
+            if Instant::now() > deadline {
+                bail!(
+                    "the publisher did not connect within 10 s ({})",
+                    pc.connection_state()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        // video, audio, bytes, keyframes, keyframe requests
+        let counters: Arc<[AtomicU64; 5]> = Arc::new(Default::default());
+        let want_key = Arc::new(AtomicBool::new(true));
+        let mut tasks = Vec::new();
+        // RTCP from the relay: PLI or FIR asks for a keyframe. Reading RTCP also runs the
+        // sender's interceptors (reports); the audio sender's is drained for the same reason.
+        for (transceiver, is_video) in [(video_transceiver, true), (audio_transceiver, false)] {
+            let sender = transceiver.sender().await;
+            let (stop, want_key, counters) = (stop.clone(), want_key.clone(), counters.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((packets, _)) = sender.read_rtcp().await else {
+                        return;
+                    };
+                    for p in packets {
+                        let any = p.as_any();
+                        if is_video
+                            && (any.downcast_ref::<PictureLossIndication>().is_some()
+                                || any.downcast_ref::<FullIntraRequest>().is_some())
+                        {
+                            counters[4].fetch_add(1, Ordering::Relaxed);
+                            want_key.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        {
+            let (stop, want_key, counters) = (stop.clone(), want_key.clone(), counters.clone());
+            let frames = FrameMaker::new(args);
+            let interval = Duration::from_secs_f64(1.0 / f64::from(args.fps));
+            let every = args.keyframe_interval_secs * u64::from(args.fps);
+            tasks.push(tokio::spawn(async move {
+                let mut frames = frames;
+                let mut tick = tokio::time::interval(interval);
+                let mut n: u64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    n += 1;
+                    let key =
+                        want_key.swap(false, Ordering::Relaxed) || (every > 0 && n % every == 0);
+                    if key {
+                        counters[3].fetch_add(1, Ordering::Relaxed);
+                    }
+                    for packet in frames.frame(key) {
+                        let bytes = packet.payload.len() as u64;
+                        if video.write_rtp(&packet).await.is_err() {
+                            return;
+                        }
+                        counters[0].fetch_add(1, Ordering::Relaxed);
+                        counters[2].fetch_add(bytes, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        {
+            let (stop, counters) = (stop.clone(), counters.clone());
+            let payload = opus_payload(args.audio_bytes);
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(20));
+                let (mut seq, mut timestamp) = (7u16, 4242u32);
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    let packet = Packet {
+                        header: Header {
+                            version: 2,
+                            sequence_number: seq,
+                            timestamp,
+                            ..Default::default()
+                        },
+                        payload: payload.clone(),
+                    };
+                    if audio.write_rtp(&packet).await.is_err() {
+                        return;
+                    }
+                    seq = seq.wrapping_add(1);
+                    timestamp = timestamp.wrapping_add(960);
+                    counters[1].fetch_add(1, Ordering::Relaxed);
+                    counters[2].fetch_add(payload.len() as u64, Ordering::Relaxed);
+                }
+            }));
+        }
+        Ok(Publisher {
+            pc,
+            stop,
+            counters,
+            tasks,
+        })
+    }
+
+    fn sent(&self) -> Sent {
+        let c = |i: usize| self.counters[i].load(Ordering::Relaxed);
+        Sent {
+            video: c(0),
+            audio: c(1),
+            bytes: c(2),
+            keyframes: c(3),
+            keyframe_requests: c(4),
+        }
+    }
+
+    async fn close(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.pc.close()).await;
+    }
+}
+
+/// A 20 ms Opus packet: the TOC byte of a CELT frame, then filler.
+fn opus_payload(len: usize) -> Bytes {
+    let mut p = vec![0x5a; len.max(3)];
+    p[0] = 0xfc;
+    Bytes::from(p)
+}
+
+/// Pre-built VP8 frames as RTP packets: a payload descriptor with a 15-bit picture ID
+/// (as browsers send), then a frame whose first packet carries a valid frame tag (and, for
+/// keyframes, the start code and size) and filler. Sequence numbers, timestamps
+/// (90 kHz) and the marker on each frame's last packet are set here.
+pub struct FrameMaker {
+    seq: u16,
+    timestamp: u32,
+    timestamp_step: u32,
+    picture_id: u16,
+    packets: usize,
+    key_packets: usize,
+    bytes: usize,
+}
+
+impl FrameMaker {
+    fn new(args: &WhepArgs) -> FrameMaker {
+        FrameMaker {
+            seq: 1000,
+            timestamp: 90_000,
+            timestamp_step: 90_000 / args.fps.max(1),
+            picture_id: 0,
+            packets: args.frame_packets.max(1),
+            key_packets: args.keyframe_packets.max(1),
+            bytes: args.packet_bytes.max(16),
+        }
+    }
+
+    pub fn frame(&mut self, key: bool) -> Vec<Packet> {
+        let count = if key { self.key_packets } else { self.packets };
+        let mut out = Vec::with_capacity(count);
+        for i in 0..count {
+            let start = i == 0;
+            let mut payload = vec![0u8; self.bytes];
+            payload[0] = 0x80 | if start { 0x10 } else { 0 };
+            payload[1] = 0x80;
+            payload[2] = 0x80 | (self.picture_id >> 8) as u8;
+            payload[3] = self.picture_id as u8;
+            if start {
+                // Frame tag: P = 0 for a keyframe, version 0, shown, partition size.
+                payload[4] = if key { 0x10 } else { 0x11 };
+                payload[5] = 0x02;
+                if key {
+                    payload[7..10].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+                    payload[10..12].copy_from_slice(&640u16.to_le_bytes());
+                    payload[12..14].copy_from_slice(&360u16.to_le_bytes());
+                }
+            }
+            out.push(Packet {
+                header: Header {
+                    version: 2,
+                    marker: i + 1 == count,
+                    sequence_number: self.seq,
+                    timestamp: self.timestamp,
+                    ..Default::default()
+                },
+                payload: Bytes::from(payload),
+            });
+            self.seq = self.seq.wrapping_add(1);
+        }
+        self.timestamp = self.timestamp.wrapping_add(self.timestamp_step);
+        self.picture_id = (self.picture_id + 1) & 0x7fff;
+        out
+    }
+}
+
+struct WhepWorker {
+    pid: u32,
+    stdin: ChildStdin,
+}
+
+/// The viewers' worker processes and their events.
+struct WhepFleet {
+    workers: Vec<WhepWorker>,
+    events: mpsc::UnboundedReceiver<(usize, Option<WhepEvent>)>,
+    progress: Vec<Progress>,
+    marked: Vec<bool>,
+    reports: Vec<Option<crate::whep_worker::WhepWorkerReport>>,
+    server_pid: u32,
+    started: Instant,
+    last_print: Instant,
+}
+
+impl WhepFleet {
+    fn spawn(count: usize, core: Option<u32>, server_pid: u32) -> anyhow::Result<WhepFleet> {
+        let exe = std::env::current_exe()?;
+        let (tx, events) = mpsc::unbounded_channel();
+        let mut workers = Vec::new();
+        for index in 0..count {
+            let mut command = match core {
+                Some(core) => {
+                    let mut c = Command::new("taskset");
+                    c.args(["-c", &core.to_string()]).arg(&exe);
+                    c
+                }
+                None => Command::new(&exe),
+            };
+            command
+                .arg("whep-worker")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            let mut child = command.spawn().context("starting a whep worker")?;
+            let stdin = child.stdin.take().context("worker stdin")?;
+            let stdout = child.stdout.take().context("worker stdout")?;
+            let pid = children::register("whep worker", child);
+            eprintln!("whep worker {index}: pid {pid}");
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    match serde_json::from_str::<WhepEvent>(&line) {
+                        Ok(event) => {
+                            if tx.send((index, Some(event))).is_err() {
+                                return;
+                            }
+                        }
+                        Err(error) => eprintln!("whep worker {index}: bad event ({error}): {line}"),
+                    }
+                }
+                let _ = tx.send((index, None));
+            });
+            workers.push(WhepWorker { pid, stdin });
+        }
+        Ok(WhepFleet {
+            workers,
+            events,
+            progress: vec![Progress::default(); count],
+            marked: vec![false; count],
+            reports: (0..count).map(|_| None).collect(),
+            server_pid,
+            started: Instant::now(),
+            last_print: Instant::now(),
+        })
+    }
+
+    fn send(&mut self, index: usize, command: &WhepCommand) -> anyhow::Result<()> {
+        let mut line = serde_json::to_string(command)?;
+        line.push('\n');
+        let worker = &mut self.workers[index];
+        worker
+            .stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| worker.stdin.flush())
+            .with_context(|| format!("whep worker {index} (pid {}) is gone", worker.pid))
+    }
+
+    fn broadcast(&mut self, command: &WhepCommand) -> anyhow::Result<()> {
+        for index in 0..self.workers.len() {
+            self.send(index, command)?;
+        }
+        Ok(())
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.workers.iter().map(|w| w.pid).collect()
+    }
+
+    fn totals(&self) -> Progress {
+        let mut t = Progress::default();
+        for p in &self.progress {
+            t += *p;
+        }
+        t
+    }
+
+    /// Takes events until `done` says so (`Ok(true)`) or `until` passes (`Ok(false)`);
+    /// fails when a worker or the server dies.
+    async fn pump(
+        &mut self,
+        until: Instant,
+        mut done: impl FnMut(&Progress) -> bool,
+    ) -> anyhow::Result<bool> {
+        loop {
+            if done(&self.totals()) {
+                return Ok(true);
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            match tokio::time::timeout(left.min(Duration::from_millis(200)), self.events.recv())
+                .await
+            {
+                Ok(Some((index, Some(event)))) => match event {
+                    WhepEvent::Progress(p) => self.progress[index] = p,
+                    WhepEvent::Marked => self.marked[index] = true,
+                    WhepEvent::Report(report) => {
+                        self.progress[index] = report.progress;
+                        self.reports[index] = Some(*report);
+                    }
+                },
+                Ok(Some((index, None))) => bail!(
+                    "whep worker {index} (pid {}) exited unexpectedly",
+                    self.workers[index].pid
+                ),
+                Ok(None) => bail!("every whep worker is gone"),
+                Err(_) => {}
+            }
+            if let Some(status) = children::exited(self.server_pid) {
+                bail!(
+                    "the server (pid {}) exited mid-run: {status}",
+                    self.server_pid
+                );
+            }
+            if self.last_print.elapsed() >= Duration::from_secs(1) {
+                self.last_print = Instant::now();
+                let t = self.totals();
+                eprintln!(
+                    "[whep] {:>5.1} s  answered {}  connected {}  first frames {}  failed {}  dropped {}  packets {}",
+                    self.started.elapsed().as_secs_f64(),
+                    t.answered,
+                    t.connected,
+                    t.first_frames,
+                    t.failed,
+                    t.dropped,
+                    t.packets
+                );
+            }
+        }
+    }
+
+    async fn wait_marked(&mut self, until: Instant) -> anyhow::Result<()> {
+        self.marked.iter_mut().for_each(|m| *m = false);
+        loop {
+            if self.marked.iter().all(|m| *m) {
+                return Ok(());
+            }
+            // `pump` returns on its own schedule; check the marks between its turns.
+            if !self
+                .pump(
+                    until.min(Instant::now() + Duration::from_millis(50)),
+                    |_| false,
+                )
+                .await
+                .map(|_| Instant::now() < until)?
+            {
+                bail!("the workers did not mark the window within 10 s");
+            }
+        }
+    }
+
+    async fn wait_reports(
+        &mut self,
+        until: Instant,
+    ) -> anyhow::Result<Vec<crate::whep_worker::WhepWorkerReport>> {
+        loop {
+            if self.reports.iter().all(Option::is_some) {
+                return Ok(self.reports.iter_mut().filter_map(Option::take).collect());
+            }
+            if !self
+                .pump(
+                    until.min(Instant::now() + Duration::from_millis(50)),
+                    |_| false,
+                )
+                .await
+                .map(|_| Instant::now() < until)?
+            {
+                bail!("the workers did not report within 15 s");
+            }
+        }
+    }
+
+    /// Asks every worker to stop, waits up to 3 s each, kills what is left.
+    fn stop(mut self) {
+        let _ = self.broadcast(&WhepCommand::Stop);
+        for pid in self.pids() {
+            children::stop(pid, Duration::from_secs(3));
+        }
+    }
+}
+
+fn ms(us: u64) -> f64 {
+    round2(us as f64 / 1000.0)
+}
+
+fn one_line(m: &WhepMeasurement) -> String {
+    if let Some(error) = &m.error {
+        return format!("whep-viewers {}: FAILED: {error}", m.viewers);
+    }
+    format!(
+        "whep-viewers {} (measured {}): {:.0} forwarded/s, server CPU {:.1} % → {} forwarded per server CPU-second; loss {:.3} %; first keyframe p50 {} ms p99 {} ms; load generator {:.0} % of a core{}",
+        m.viewers,
+        m.measured_viewers,
+        m.forwarded_per_sec,
+        m.server_cpu_percent.unwrap_or(0.0),
+        m.forwarded_per_server_cpu_sec
+            .map_or("?".to_owned(), |x| format!("{x:.0}")),
+        m.loss_percent,
+        ms(m.first_keyframe_us.p50),
+        ms(m.first_keyframe_us.p99),
+        m.loadgen_cpu_percent,
+        if m.loadgen_saturated {
+            " (SATURATED: the load generator may be the limit)"
+        } else {
+            ""
+        }
+    )
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+/// Writes `results.json` and `summary.md` under `--out`; returns the summary.
+fn write(args: &WhepArgs, pinning: &str, results: &[WhepMeasurement]) -> anyhow::Result<String> {
+    std::fs::create_dir_all(&args.out)?;
+    let json = serde_json::json!({
+        "scenario": "whep-viewers",
+        "machine": report::machine(),
+        "pinning": pinning,
+        "args": args,
+        "forwarded_means": "RTP packets the viewers received in the window (both tracks); the relay's own counters are not served over HTTP",
+        "measurements": results,
+    });
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
+    let mut s = String::new();
+    s.push_str("# whep-viewers (R1)\n\n");
+    s.push_str(&format!(
+        "{pinning}. One WHIP publisher: VP8 {} fps, {} packets a frame ({} a keyframe) of {} bytes; Opus 50 packets/s of {} bytes. Window {} s. Medians over rounds; every round in results.json.\n\n",
+        args.fps,
+        args.frame_packets,
+        args.keyframe_packets,
+        args.packet_bytes,
+        args.audio_bytes,
+        args.measure_secs
+    ));
+    s.push_str("| viewers | rounds ok | forwarded/s | server CPU % | **forwarded per server CPU-s** | loss % (worst viewer ppm) | lowest received % | first keyframe p50 / p99 ms | load generator % of a core | other % |\n");
+    s.push_str("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for &n in &args.viewers {
+        let ok: Vec<&WhepMeasurement> = results
+            .iter()
+            .filter(|m| m.viewers == n && m.error.is_none())
+            .collect();
+        let med = |f: &dyn Fn(&WhepMeasurement) -> f64| {
+            median(ok.iter().map(|m| f(m)).collect()).unwrap_or(0.0)
+        };
+        s.push_str(&format!(
+            "| {n} | {}/{} | {:.0} | {:.1} | **{:.0}** | {:.4} ({:.0}) | {:.2} | {:.0} / {:.0} | {:.0}{} | {:.0} |\n",
+            ok.len(),
+            args.repeat,
+            med(&|m| m.forwarded_per_sec),
+            med(&|m| m.server_cpu_percent.unwrap_or(0.0)),
+            med(&|m| m.forwarded_per_server_cpu_sec.unwrap_or(0.0)),
+            med(&|m| m.loss_percent),
+            med(&|m| m.viewer_loss_ppm.max as f64),
+            med(&|m| m.lowest_received_percent),
+            med(&|m| ms(m.first_keyframe_us.p50)),
+            med(&|m| ms(m.first_keyframe_us.p99)),
+            med(&|m| m.loadgen_cpu_percent),
+            if ok.iter().any(|m| m.loadgen_saturated) {
+                " (saturated)"
+            } else {
+                ""
+            },
+            med(&|m| m.other_cpu_percent),
+        ));
+    }
+    for m in results.iter().filter(|m| m.error.is_some()) {
+        s.push_str(&format!(
+            "\n- {} viewers, round {}: FAILED: {}\n",
+            m.viewers,
+            m.round + 1,
+            m.error.as_deref().unwrap_or_default()
+        ));
+    }
+    std::fs::write(args.out.join("summary.md"), &s)?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtp_stats::vp8_starts_keyframe;
+
+    fn viewer(marked: bool, video: (u64, u64), audio: (u64, u64)) -> ViewerFigures {
+        ViewerFigures {
+            video,
+            audio,
+            marked,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn window_figures_count_only_viewers_present_at_the_start() {
+        let viewers = [
+            viewer(true, (1500, 0), (500, 0)),
+            viewer(true, (1490, 10), (499, 1)),
+            viewer(false, (700, 0), (200, 0)), // joined mid-window
+        ];
+        let f = window_figures(&viewers, 2000);
+        assert_eq!(f.measured, 2);
+        assert_eq!(f.received, 3989);
+        assert_eq!(f.lost, 11);
+        assert_eq!(f.expected, 4000);
+        assert_eq!(f.loss_ppm, vec![0, 5500]);
+        assert!((f.lowest_received_share - 0.9945).abs() < 1e-9);
+    }
+
+    #[test]
+    fn frames_carry_keyframes_markers_and_continuous_numbers() {
+        let args = WhepArgs {
+            viewers: vec![1],
+            workers: 0,
+            join_rate: 1.0,
+            concurrency: 1,
+            settle_secs: 0,
+            measure_secs: 1,
+            fps: 30,
+            frame_packets: 5,
+            keyframe_packets: 12,
+            packet_bytes: 1100,
+            audio_bytes: 100,
+            keyframe_interval_secs: 0,
+            repeat: 1,
+            duration: 1,
+            out: PathBuf::new(),
+            no_pin: true,
+            server_core: 0,
+            client_core: 1,
+            rootcast_bin: None,
+            verbose: false,
+        };
+        let mut maker = FrameMaker::new(&args);
+        let key = maker.frame(true);
+        let delta = maker.frame(false);
+        assert_eq!((key.len(), delta.len()), (12, 5));
+        assert!(vp8_starts_keyframe(&key[0].payload));
+        assert!(!key[1..].iter().any(|p| vp8_starts_keyframe(&p.payload)));
+        assert!(!delta.iter().any(|p| vp8_starts_keyframe(&p.payload)));
+        let markers: Vec<bool> = delta.iter().map(|p| p.header.marker).collect();
+        assert_eq!(markers, [false, false, false, false, true]);
+        let seqs: Vec<u16> = key
+            .iter()
+            .chain(&delta)
+            .map(|p| p.header.sequence_number)
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+        assert_eq!(
+            delta[0]
+                .header
+                .timestamp
+                .wrapping_sub(key[0].header.timestamp),
+            3000
+        );
+        assert!(key.iter().all(|p| p.payload.len() == 1100));
+    }
+}
