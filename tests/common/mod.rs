@@ -346,3 +346,96 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// A `rootcast serve` started again by [`TestServer::restart_in_place`]: the same address,
+/// configuration file and store as the [`TestServer`] it replaces. Killed on drop (the
+/// `TestServer` still removes the files when it is dropped).
+pub struct RestartedServer {
+    child: Child,
+}
+
+impl Drop for RestartedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestServer {
+    /// Stops this server (SIGTERM, as an operator's restart does; SIGKILL after 15 s), waits
+    /// until the process has exited, and starts `rootcast serve` again on the same
+    /// address, configuration file and store with the same settings and `env` (as given to
+    /// [`TestServer::start_with_env`]). Returns once the new process prints its listening
+    /// address (at most 30 s). Works through `&self`, so a test can call it from another
+    /// thread while a browser script uses the server.
+    pub fn restart_in_place(&self, env: &[(&str, &str)]) -> RestartedServer {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        // Exited (a zombie until the TestServer reaps it on drop) or killed after 15 s.
+        let pid = self.child.id();
+        let exited = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|stat| {
+                    stat.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(true)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !exited() {
+            if std::time::Instant::now() >= deadline {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            TcpStream::connect(&self.address).is_err(),
+            "the old server has exited but its address still accepts connections"
+        );
+        let mut command = rootcast_command();
+        command
+            .args(["serve", "--config"])
+            .arg(&self.config_path)
+            .args(["--address", &self.address])
+            .env("ROOTCAST_CLIENT_TOKEN_HMAC_SECRET_KEY", &self.hmac_secret)
+            .env("ROOTCAST_HTTP_API_KEY", &self.api_key)
+            .env("ROOTCAST_RELAY_UDP_BIND", "127.0.0.1:0")
+            .env("ROOTCAST_RELAY_RECORDING_DIR", "")
+            .env(
+                "ROOTCAST_STORE_URL",
+                format!("sqlite://{}", self.store_path.display()),
+            )
+            .env(
+                "ROOTCAST_LOG_LEVEL",
+                std::env::var("ROOTCAST_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("starting the rootcast binary again");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !sent && line.starts_with("rootcast listening on ") {
+                    let _ = tx.send(());
+                    sent = true;
+                }
+            }
+        });
+        let restarted = RestartedServer { child };
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("the restarted server printed its listening address within 30 s");
+        restarted
+    }
+}

@@ -43,6 +43,8 @@ pub(crate) const PAGES: &[(&str, EmbeddedFile)] = &[
     ("/watch", embed!("pages", "watch.html")),
     ("/console", embed!("pages", "console.html")),
     ("/inbox", embed!("pages", "inbox.html")),
+    ("/meeting", embed!("pages", "meeting.html")),
+    ("/tv", embed!("pages", "tv.html")),
 ];
 
 /// Files served at `/static/<name>` (scripts, styles, images), from `web/static/`.
@@ -64,6 +66,11 @@ pub(crate) const STATIC_FILES: &[EmbeddedFile] = &[
     embed!("static", "console.js"),
     embed!("static", "inbox.js"),
     embed!("static", "directives.css"),
+    embed!("static", "meeting-live.js"),
+    embed!("static", "meeting.js"),
+    embed!("static", "meeting.css"),
+    embed!("static", "tv.js"),
+    embed!("static", "tv.css"),
 ];
 
 /// `Cache-Control` for every file: the browser keeps a copy but asks again each time, and
