@@ -1677,16 +1677,34 @@ impl Driver {
                     .iter()
                     .any(|c| c.primary && viewer.pts.contains_key(&*c.params.pt()));
                 if !takes_one {
-                    let offered: Vec<String> = stream
-                        .params
-                        .iter()
-                        .filter(|c| c.primary)
-                        .map(|c| format!("{:?}", c.params.spec().codec))
-                        .collect();
                     return Err(RelayError::UnsupportedCodec(format!(
                         "the offer accepts none of the publisher's codecs ({})",
-                        offered.join(", ")
+                        codec_list(&stream.params, None)
                     )));
+                }
+                // And for each kind it asks for that the publisher sends, one of those
+                // codecs: a video section that can never be fed would play as a black
+                // picture (the relay does not transcode). A player that wants audio only
+                // offers no video section.
+                for (kind, mid, name) in [
+                    (MediaKind::Audio, viewer.audio_mid, "audio"),
+                    (MediaKind::Video, viewer.video_mid, "video"),
+                ] {
+                    let mut sent = stream
+                        .params
+                        .iter()
+                        .filter(|c| c.primary && c.kind == kind)
+                        .peekable();
+                    if mid.is_none() || sent.peek().is_none() {
+                        continue;
+                    }
+                    if !sent.any(|c| viewer.pts.contains_key(&*c.params.pt())) {
+                        return Err(RelayError::UnsupportedCodec(format!(
+                            "the offer's {name} section accepts none of the publisher's \
+                             {name} codecs ({}); offer one of them, or no {name} section",
+                            codec_list(&stream.params, Some(kind))
+                        )));
+                    }
                 }
                 if stream.viewers.len() >= config.max_viewers_per_stream {
                     return Err(RelayError::AtCapacity(format!(
@@ -2000,6 +2018,16 @@ impl Viewer {
 }
 
 /// Publisher PT → viewer PT, for every publisher codec the viewer negotiated.
+/// The publisher's codecs (of `kind`, or all), for an error message: "H264, Opus".
+fn codec_list(params: &[PublisherCodec], kind: Option<MediaKind>) -> String {
+    let names: Vec<String> = params
+        .iter()
+        .filter(|c| c.primary && kind.is_none_or(|k| c.kind == k))
+        .map(|c| format!("{:?}", c.params.spec().codec))
+        .collect();
+    names.join(", ")
+}
+
 fn viewer_pts(rtc: &Rtc, viewer: &Viewer, params: &[PublisherCodec]) -> HashMap<u8, Pt> {
     let mut map = HashMap::new();
     for PublisherCodec {
