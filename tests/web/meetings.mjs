@@ -347,6 +347,7 @@ try {
           notice: player.notice,
           sessions: player.sessions,
           frames: player.framesDecoded,
+          audioOnly: player.audioOnly,
           pc: player.pc?.connectionState ?? null,
           visibility: document.visibilityState,
           checkedAgo: Math.round(performance.now() - player.checkedAt),

@@ -12,11 +12,11 @@
 //
 // `MeetingPlayer` plays the meeting's stream in a `<video>`: WHEP with retries after a
 // growing delay (at most 5 s); a new session when the peer connection fails, stays
-// disconnected for 3 s, does not connect within 15 s or decodes no frame for 4 s (the relay
-// or the publisher restarted); and the audio layer (`POST <session>/layer
-// {"layer":"audio"}`) while the link is weak (over 8% of packets lost in a 5 s window, or
-// under 1 frame decoded per second with packets still
-// arriving); it asks for `auto` again after 30 s of a good link.
+// disconnected for 3 s, does not connect within 15 s or decodes no frame (audio only:
+// receives no packet) for 4 s (the relay or the publisher restarted); and the audio layer
+// (`POST <session>/layer {"layer":"audio"}`) while the link is weak (over 8% of packets
+// lost in a 5 s window, or under 1 frame decoded per second with packets still arriving);
+// it asks for `auto` again after 30 s of a good link.
 
 import { RootcastClient, State, websocketUrl } from "./rootcast-client.js";
 import { ApiError, request } from "./api.js";
@@ -365,13 +365,15 @@ export class MeetingPlayer {
   }
 
   /** Called when the hub is back after a break: a session that is not playing (no frame
-   * for 2 s, or not connected, and older than 3 s) starts again at once instead of waiting
-   * for its timers. */
+   * for 2 s — no packet when audio only — and older than 3 s) starts again at once instead
+   * of waiting for its timers. */
   nudge() {
     const current = this.#current;
     if (!this.#media) return;
-    const playing =
-      current && this.phase === "live" && (this.audioOnly || performance.now() - current.lastFrameAt < 2_000);
+    // Audio-only sessions count as playing only while packets still arrive: after a
+    // server restart the old session is dead even if Chromium has not noticed yet.
+    const lastMediaAt = this.audioOnly ? current?.lastPacketAt : current?.lastFrameAt;
+    const playing = current && this.phase === "live" && performance.now() - lastMediaAt < 2_000;
     // A session still being set up gets its chance.
     const young = current && performance.now() - current.startedAt < 3_000;
     if (playing || young) return;
@@ -426,6 +428,8 @@ export class MeetingPlayer {
       startedAt: performance.now(),
       lastFrames: 0,
       lastFrameAt: performance.now(),
+      lastPackets: 0,
+      lastPacketAt: performance.now(),
       notConnectedSince: null,
       window: [],
     };
@@ -438,8 +442,9 @@ export class MeetingPlayer {
         this.#attempt = 0;
         if (!current.connected) {
           this.sessions += 1;
-          // The first frame is due from now on.
+          // The first frame (and packet) is due from now on.
           current.lastFrameAt = performance.now();
+          current.lastPacketAt = current.lastFrameAt;
         }
         current.connected = true;
         this.#set("live", null);
@@ -491,7 +496,9 @@ export class MeetingPlayer {
     const stuck = current.connected
       ? current.notConnectedSince != null && now - current.notConnectedSince > DISCONNECTED_MS
       : now - current.startedAt > CONNECT_TIMEOUT_MS;
-    const stalled = current.connected && !this.audioOnly && now - current.lastFrameAt > STALL_MS;
+    // Stalled: no frame (no packet at all when audio only) for STALL_MS.
+    const lastMediaAt = this.audioOnly ? current.lastPacketAt : current.lastFrameAt;
+    const stalled = current.connected && now - lastMediaAt > STALL_MS;
     if (stuck || stalled) {
       this.#restart({ key: "videoLost" });
       return;
@@ -511,6 +518,10 @@ export class MeetingPlayer {
     if (frames > current.lastFrames) {
       current.lastFrames = frames;
       current.lastFrameAt = now;
+    }
+    if (received > current.lastPackets) {
+      current.lastPackets = received;
+      current.lastPacketAt = now;
     }
     current.window.push({ at: now, frames, received, lost });
     while (current.window.length > 0 && now - current.window[0].at > 5_000) current.window.shift();
