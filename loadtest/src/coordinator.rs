@@ -536,26 +536,12 @@ pub fn run(
     if args.workers > 250 {
         bail!("--workers: at most 250 (source addresses 127.0.0.2 to 127.0.0.251)");
     }
-    let pinned = !args.no_pin && pin_self(args.client_core);
-    let pinning = if pinned {
-        format!(
-            "server on core {}, load generator (coordinator, publisher, workers) on core {} (taskset)",
-            args.server_core, args.client_core
-        )
-    } else {
-        "not pinned".to_owned()
-    };
-    eprintln!(
-        "rootcast-loadtest: {pinning}; stops by itself after {} s at the latest",
-        args.duration
+    let (pinned, pinning) = start_run(
+        "rootcast-loadtest",
+        "coordinator, publisher, workers",
+        (!args.no_pin).then_some((args.server_core, args.client_core)),
+        args.duration,
     );
-    let duration = args.duration;
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(duration));
-        eprintln!("rootcast-loadtest: --duration {duration} s reached: stopping every process");
-        children::kill_all();
-        std::process::exit(3);
-    });
     let launch = Launch {
         core: pinned.then_some(args.server_core),
         rootcast_bin: match &args.rootcast_bin {
@@ -618,6 +604,35 @@ pub fn run(
         );
     }
     Ok(())
+}
+
+/// What every run does first: pins this process to the client core when `cores` =
+/// `Some((server, client))` (the server is pinned when it is launched), says so, and arms
+/// the hard stop after `duration_secs` that kills every child and exits with 3. Returns
+/// whether the pinning took, and the sentence that says how (for the report).
+pub fn start_run(
+    label: &str,
+    roles: &str,
+    cores: Option<(u32, u32)>,
+    duration_secs: u64,
+) -> (bool, String) {
+    let pinned = cores.is_some_and(|(_, client)| pin_self(client));
+    let pinning = match cores {
+        Some((server, client)) if pinned => {
+            format!("server on core {server}, load generator ({roles}) on core {client} (taskset)")
+        }
+        _ => "not pinned".to_owned(),
+    };
+    eprintln!("{label}: {pinning}; stops by itself after {duration_secs} s at the latest");
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(duration_secs));
+        eprintln!(
+            "rootcast-loadtest: --duration {duration_secs} s reached: stopping every process"
+        );
+        children::kill_all();
+        std::process::exit(3);
+    });
+    (pinned, pinning)
 }
 
 /// Pins this process (and the threads and children it starts later) to `core`.

@@ -42,7 +42,7 @@ use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 
 use crate::children;
-use crate::coordinator::pin_self;
+use crate::coordinator::start_run;
 use crate::dialect::Kind;
 use crate::histogram::Quantiles;
 use crate::procfs;
@@ -179,26 +179,12 @@ pub fn run(args: WhepArgs) -> anyhow::Result<()> {
     if args.packet_bytes < 16 || args.packet_bytes > 1200 {
         bail!("--packet-bytes: 16 to 1200 (one RTP packet within the MTU)");
     }
-    let pinned = !args.no_pin && pin_self(args.client_core);
-    let pinning = if pinned {
-        format!(
-            "server on core {}, load generator (coordinator with the publisher, workers) on core {} (taskset)",
-            args.server_core, args.client_core
-        )
-    } else {
-        "not pinned".to_owned()
-    };
-    eprintln!(
-        "rootcast-loadtest whep-viewers: {pinning}; stops by itself after {} s at the latest",
-        args.duration
+    let (pinned, pinning) = start_run(
+        "rootcast-loadtest whep-viewers",
+        "coordinator with the publisher, workers",
+        (!args.no_pin).then_some((args.server_core, args.client_core)),
+        args.duration,
     );
-    let duration = args.duration;
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(duration));
-        eprintln!("rootcast-loadtest: --duration {duration} s reached: stopping every process");
-        children::kill_all();
-        std::process::exit(3);
-    });
     let launch = Launch {
         core: pinned.then_some(args.server_core),
         rootcast_bin: match &args.rootcast_bin {

@@ -44,7 +44,7 @@ use webrtc::rtp_transceiver::rtp_codec::{
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
-use whip_common::{TestRelay, apply_answer, complete_offer, wait_connected};
+use whip_common::{TestRelay, apply_answer, complete_offer, spawn_silent_opus, wait_connected};
 
 const SECS_10: Duration = Duration::from_secs(10);
 
@@ -257,24 +257,7 @@ impl H264Publisher {
                 }
             }));
         }
-        // Audio: a 20 ms Opus packet (TOC of a silent CELT frame plus filler).
-        {
-            let stop = stop.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(20));
-                while !stop.load(Ordering::Relaxed) {
-                    tick.tick().await;
-                    let sample = Sample {
-                        data: Bytes::from_static(&[0xf8, 0xff, 0xfe, 0x00, 0x01, 0x02]),
-                        duration: Duration::from_millis(20),
-                        ..Default::default()
-                    };
-                    if audio.write_sample(&sample).await.is_err() {
-                        break;
-                    }
-                }
-            }));
-        }
+        tasks.push(spawn_silent_opus(audio, stop.clone()));
         (
             H264Publisher {
                 pc,

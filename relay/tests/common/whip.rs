@@ -574,24 +574,7 @@ impl Publisher {
                 }
             }));
         }
-        // Audio: a 20 ms Opus packet (TOC of a silent CELT frame plus filler).
-        {
-            let stop = stop.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(20));
-                while !stop.load(Ordering::Relaxed) {
-                    tick.tick().await;
-                    let sample = Sample {
-                        data: Bytes::from_static(&[0xf8, 0xff, 0xfe, 0x00, 0x01, 0x02]),
-                        duration: Duration::from_millis(20),
-                        ..Default::default()
-                    };
-                    if audio.write_sample(&sample).await.is_err() {
-                        break;
-                    }
-                }
-            }));
-        }
+        tasks.push(spawn_silent_opus(audio, stop.clone()));
         (
             Publisher {
                 pc,
@@ -712,4 +695,26 @@ impl Viewer {
     pub async fn close(self) {
         let _ = self.pc.close().await;
     }
+}
+
+/// Sends a 20 ms Opus packet (the TOC of a silent CELT frame plus filler) on `audio`
+/// every 20 ms until `stop` is set or the track is closed.
+pub fn spawn_silent_opus(
+    audio: Arc<TrackLocalStaticSample>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let sample = Sample {
+                data: Bytes::from_static(&[0xf8, 0xff, 0xfe, 0x00, 0x01, 0x02]),
+                duration: Duration::from_millis(20),
+                ..Default::default()
+            };
+            if audio.write_sample(&sample).await.is_err() {
+                break;
+            }
+        }
+    })
 }
