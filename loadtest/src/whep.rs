@@ -167,6 +167,113 @@ pub struct WhepMeasurement {
     /// received clearly less than was published while it was busy).
     pub loadgen_saturated: bool,
     pub load_average: String,
+    /// The relay's own counters over the window (`GET /relay/metrics`), when served.
+    pub relay: Option<RelayWindow>,
+    /// Time the server's threads spent runnable but waiting for a CPU in the window
+    /// (`/proc/<pid>/task/*/schedstat`), seconds: contention from other processes.
+    pub server_run_delay_secs: Option<f64>,
+}
+
+/// Differences of the relay's counters (`rootcast_relay_*_total`) between the window's ends.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RelayWindow {
+    /// RTP packets written to viewers (the relay's own forwarded count).
+    pub rtp_forwarded: u64,
+    /// R1 by the relay's count: `rtp_forwarded` ÷ server CPU seconds.
+    pub forwarded_per_server_cpu_sec: Option<f64>,
+    pub rtp_received: u64,
+    pub datagrams_sent: u64,
+    pub datagrams_received: u64,
+    /// Datagrams per `sendmmsg` call.
+    pub mean_send_batch: f64,
+    /// Datagrams per receive batch.
+    pub mean_receive_batch: f64,
+    pub send_drops: u64,
+    /// The kernel's count for the relay's socket (`/proc/net/udp` drops).
+    pub receive_queue_drops: u64,
+    pub str0m_timeouts: u64,
+    pub str0m_polls: u64,
+    pub loop_turns: u64,
+    pub socket_receive_buffer_bytes: u64,
+}
+
+/// `rootcast_relay_*` samples without labels, by name.
+fn relay_metrics(address: std::net::SocketAddr) -> Option<BTreeMap<String, u64>> {
+    use std::io::Read as _;
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET /relay/metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let samples: BTreeMap<String, u64> = text
+        .lines()
+        .filter(|l| l.starts_with("rootcast_relay_") && !l.contains('{'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect();
+    (!samples.is_empty()).then_some(samples)
+}
+
+fn relay_window(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    server_cpu: f64,
+) -> RelayWindow {
+    let d = |name: &str| {
+        let key = format!("rootcast_relay_{name}");
+        after
+            .get(&key)
+            .unwrap_or(&0)
+            .saturating_sub(*before.get(&key).unwrap_or(&0))
+    };
+    let ratio = |a: u64, b: u64| {
+        if b == 0 {
+            0.0
+        } else {
+            round2(a as f64 / b as f64)
+        }
+    };
+    let forwarded = d("rtp_forwarded_total");
+    RelayWindow {
+        rtp_forwarded: forwarded,
+        forwarded_per_server_cpu_sec: (server_cpu > 0.0)
+            .then(|| (forwarded as f64 / server_cpu).round()),
+        rtp_received: d("rtp_received_total"),
+        datagrams_sent: d("datagrams_sent_total"),
+        datagrams_received: d("datagrams_received_total"),
+        mean_send_batch: ratio(d("datagrams_sent_total"), d("send_calls_total")),
+        mean_receive_batch: ratio(d("datagrams_received_total"), d("receive_batches_total")),
+        send_drops: d("send_would_block_total") + d("send_errors_total"),
+        receive_queue_drops: d("receive_queue_drops_total"),
+        str0m_timeouts: d("str0m_timeouts_total"),
+        str0m_polls: d("str0m_polls_total"),
+        loop_turns: d("loop_turns_total"),
+        socket_receive_buffer_bytes: *after
+            .get("rootcast_relay_socket_receive_buffer_bytes")
+            .unwrap_or(&0),
+    }
+}
+
+/// Seconds the process's threads waited runnable for a CPU (`schedstat`'s second field,
+/// nanoseconds), summed over its threads.
+fn run_delay_secs(pid: u32) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total as f64 / 1e9)
 }
 
 pub fn run(args: WhepArgs) -> anyhow::Result<()> {
@@ -317,6 +424,8 @@ async fn drive(
     };
     let load_before = procfs::load_average();
     let published0 = publisher.sent();
+    let relay0 = relay_metrics(target.address);
+    let delay0 = run_delay_secs(pid);
     let server0 = procfs::cpu_seconds(pid);
     let loadgen0 = loadgen();
     let own0 = procfs::cpu_seconds(std::process::id());
@@ -333,6 +442,8 @@ async fn drive(
     let window_secs = started.elapsed().as_secs_f64();
     let published1 = publisher.sent();
     let server_cpu = procfs::cpu_seconds(pid) - server0;
+    let delay1 = run_delay_secs(pid);
+    let relay1 = relay_metrics(target.address);
     let loadgen_cpu = loadgen() - loadgen0;
     let own_cpu = procfs::cpu_seconds(std::process::id()) - own0;
     let other = procfs::machine_busy_seconds() - busy0 - server_cpu - loadgen_cpu;
@@ -399,6 +510,14 @@ async fn drive(
     m.loadgen_saturated = m.loadgen_cpu_percent >= 90.0
         || (m.loadgen_cpu_percent >= 70.0 && figures.received * 100 < figures.expected * 98);
     m.load_average = format!("{load_before} → {}", procfs::load_average());
+    m.relay = match (&relay0, &relay1) {
+        (Some(a), Some(b)) => Some(relay_window(a, b, server_cpu)),
+        _ => None,
+    };
+    m.server_run_delay_secs = match (delay0, delay1) {
+        (Some(a), Some(b)) => Some(round2(b - a)),
+        _ => None,
+    };
     Ok(())
 }
 
@@ -938,7 +1057,30 @@ fn one_line(m: &WhepMeasurement) -> String {
             " (SATURATED: the load generator may be the limit)"
         } else {
             ""
-        }
+        },
+    ) + &relay_line(m)
+}
+
+/// The relay's own view of the window, when it serves `/relay/metrics`.
+fn relay_line(m: &WhepMeasurement) -> String {
+    let Some(r) = &m.relay else {
+        return String::new();
+    };
+    format!(
+        "\n  relay: {} written ({} per server CPU-s), {} datagrams sent in batches of {:.1}, {} received in batches of {:.1}; drops: {} receive queue, {} send; {} str0m timeouts, {} polls, {} loop turns; server waited {:.2} s for a CPU",
+        r.rtp_forwarded,
+        r.forwarded_per_server_cpu_sec
+            .map_or("?".to_owned(), |x| format!("{x:.0}")),
+        r.datagrams_sent,
+        r.mean_send_batch,
+        r.datagrams_received,
+        r.mean_receive_batch,
+        r.receive_queue_drops,
+        r.send_drops,
+        r.str0m_timeouts,
+        r.str0m_polls,
+        r.loop_turns,
+        m.server_run_delay_secs.unwrap_or(0.0),
     )
 }
 
@@ -955,7 +1097,7 @@ fn write(args: &WhepArgs, pinning: &str, results: &[WhepMeasurement]) -> anyhow:
         "machine": report::machine(),
         "pinning": pinning,
         "args": args,
-        "forwarded_means": "RTP packets the viewers received in the window (both tracks); the relay's own counters are not served over HTTP",
+        "forwarded_means": "RTP packets the viewers received in the window (both tracks); `relay.rtp_forwarded` is the relay's own count (GET /relay/metrics)",
         "measurements": results,
     });
     std::fs::write(
@@ -1002,6 +1144,17 @@ fn write(args: &WhepArgs, pinning: &str, results: &[WhepMeasurement]) -> anyhow:
                 ""
             },
             med(&|m| m.other_cpu_percent),
+        ));
+    }
+    for m in results.iter().filter(|m| m.relay.is_some()) {
+        s.push_str(&format!(
+            "\n- {} viewers, round {}, load average {}:{}\n",
+            m.viewers,
+            m.round + 1,
+            m.load_average,
+            relay_line(m)
+                .trim_start_matches('\n')
+                .trim_start_matches("  relay")
         ));
     }
     for m in results.iter().filter(|m| m.error.is_some()) {

@@ -33,11 +33,15 @@
 //! ICE and DTLS are up, `stream_ended` when it leaves, and connected-viewer counts coalesced
 //! by [`ViewerCounts`] (at most every 500 ms per stream, the last value always sent).
 //!
-//! Not yet: ICE-TCP (RFC 4571), `sendmmsg` batching, a timer heap (every iteration scans
-//! all peers: fine for hundreds of peers, not for tens of thousands), header-extension
-//! pass-through (audio level, video orientation). See `relay/DESIGN.md` §7.
+//! Datagrams out go in batches (`sendmmsg`, [`crate::udp`]); only peers whose timeout is
+//! due are visited (a timer heap); the driver's counters are published once per loop turn
+//! for `GET /relay/metrics` ([`crate::metrics`]). See `relay/DESIGN.md` §11.
+//!
+//! Not yet: `recvmmsg`, header-extension pass-through (audio level, video orientation).
+//! See `relay/DESIGN.md` §7.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -63,12 +67,14 @@ use crate::forwarder::{
 use crate::hooks::RelayHooks;
 use crate::keyframes::KeyframeKind;
 use crate::layers::{LayerChoice, ViewerPreference};
+use crate::metrics::{DriverCounters, DriverMetrics};
 use crate::packet::{Codec, InboundPacket, LayerId, MediaKind, PacketHeader};
 use crate::record::{Recording, Selection};
 use crate::report::ViewerCounts;
 use crate::sdp_checks::{self, OfferRole, OfferSummary, SdpProblem, SectionKind};
 use crate::sdpfrag::{self, Fragment};
 use crate::tcp::{self, TcpEvent};
+use crate::udp::{self, SendBatch};
 use crate::vp8::Vp8Fields;
 
 /// Largest datagram read from the socket.
@@ -77,6 +83,9 @@ const RECV_BUF: usize = 2048;
 const RECV_BATCH: usize = 64;
 /// The loop wakes at least this often (lifecycle checks).
 const MAX_SLEEP: Duration = Duration::from_millis(250);
+/// Peers are checked for teardown (dead, ICE timeouts) at most this often, and at once
+/// when a poll found one dead.
+const LIFECYCLE_INTERVAL: Duration = Duration::from_millis(20);
 /// Most ICE-TCP connections open at once (a client opens one per candidate pair it tries).
 const MAX_TCP_CONNECTIONS: usize = 4096;
 
@@ -253,6 +262,8 @@ struct Shared {
     candidates: Vec<SocketAddr>,
     tcp_addr: Option<SocketAddr>,
     tcp_candidates: Vec<SocketAddr>,
+    /// The driver's counters, published once per loop turn (`GET /relay/metrics`).
+    metrics: DriverMetrics,
 }
 
 /// Binds the UDP socket and spawns the driver task on the current tokio runtime, with the
@@ -269,7 +280,7 @@ pub async fn start_with(config: RelayConfig, hooks: RelayHooks) -> io::Result<Re
     config
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let socket = UdpSocket::bind(config.udp_bind).await?;
+    let (socket, buffers) = udp::bind(config.udp_bind)?;
     let udp_addr = socket.local_addr()?;
     let candidates = config.candidate_addrs(udp_addr);
     // With a wildcard bind the datagram's real destination is unknown without IP_PKTINFO;
@@ -301,6 +312,7 @@ pub async fn start_with(config: RelayConfig, hooks: RelayHooks) -> io::Result<Re
         candidates,
         tcp_addr,
         tcp_candidates,
+        metrics: DriverMetrics::new(buffers),
     });
     let tcp_rx = listener.map(|listener| {
         let (events, rx) = mpsc::channel(1024);
@@ -324,10 +336,18 @@ pub async fn start_with(config: RelayConfig, hooks: RelayHooks) -> io::Result<Re
         tcp: HashMap::new(),
         tcp_by_source: HashMap::new(),
         finishing_recordings: Vec::new(),
+        timers: BinaryHeap::new(),
+        kicked: Vec::new(),
+        reap: false,
+        lifecycle_at: Instant::now(),
+        counters: DriverCounters::default(),
+        out: SendBatch::default(),
     };
     tokio::spawn(driver.run(socket, rx, tcp_rx));
     tracing::info!(
         udp = %udp_addr,
+        receive_buffer = buffers.receive,
+        send_buffer = buffers.send,
         candidates = ?shared.candidates,
         tcp = ?shared.tcp_addr,
         "relay started"
@@ -493,6 +513,22 @@ impl RelayHandle {
         self.ask(|reply| Command::Stats { reply }).await
     }
 
+    /// The driver's own counters as of its last loop turn (no round trip to the driver).
+    pub fn counters(&self) -> DriverCounters {
+        self.shared.metrics.snapshot()
+    }
+
+    /// The socket buffer sizes the kernel granted.
+    pub fn socket_buffers(&self) -> udp::BufferSizes {
+        self.shared.metrics.buffers
+    }
+
+    /// The kernel's count of datagrams the relay's UDP socket dropped because its receive
+    /// queue was full (`None` where `/proc/net/udp` does not list it).
+    pub fn receive_drops(&self) -> Option<u64> {
+        udp::receive_drops(self.shared.udp_addr)
+    }
+
     /// Stops the driver task (every session ends) and waits until it has ended, with its
     /// recordings finished.
     pub async fn shutdown(&self) {
@@ -641,6 +677,9 @@ struct Peer {
     role: Role,
     /// When the `Rtc` next wants `Input::Timeout`.
     timeout: Instant,
+    /// The time of this peer's one live entry in `Driver::timers` (older entries are
+    /// stale and skipped).
+    timer_at: Instant,
     created: Instant,
     connected: bool,
     disconnected_since: Option<Instant>,
@@ -743,6 +782,20 @@ struct Driver {
     tcp_by_source: HashMap<SocketAddr, u64>,
     /// Recordings completing their files on their writer threads (joined at shutdown).
     finishing_recordings: Vec<std::thread::JoinHandle<()>>,
+    /// Peers' timeouts, soonest first: `(time, key)`, at most `MAX_SLEEP` ahead; an entry
+    /// whose time is not its peer's `timer_at` is stale. Only due peers are visited.
+    timers: BinaryHeap<Reverse<(Instant, Key)>>,
+    /// Peers to feed `Input::Timeout` in this turn whatever their timeout (a keyframe
+    /// request str0m 0.24 only sends from `handle_timeout`).
+    kicked: Vec<Key>,
+    /// A peer was found dead: run `lifecycle` in this turn.
+    reap: bool,
+    /// When `lifecycle` last ran.
+    lifecycle_at: Instant,
+    /// Counted on this task, published to `shared.metrics` once per loop turn.
+    counters: DriverCounters,
+    /// UDP datagrams of this loop turn, sent with `sendmmsg` (full batch, end of turn).
+    out: SendBatch,
 }
 
 /// One ICE-TCP connection as the driver sees it.
@@ -780,6 +833,9 @@ impl Driver {
         loop {
             let now = Instant::now();
             self.drive(now, &socket);
+            self.flush(&socket);
+            self.counters.loop_turns += 1;
+            self.shared.metrics.publish(&self.counters);
             let deadline = self.next_deadline(now);
             let wake = tokio::select! {
                 r = socket.recv_from(&mut buf) => Wake::Datagram(r),
@@ -791,12 +847,17 @@ impl Driver {
                 Wake::Datagram(Ok((n, source))) => {
                     let now = Instant::now();
                     self.receive(now, &buf[..n], source, &socket);
-                    for _ in 1..RECV_BATCH {
+                    let mut batch = 1;
+                    while batch < RECV_BATCH {
                         match socket.try_recv_from(&mut buf) {
                             Ok((n, source)) => self.receive(now, &buf[..n], source, &socket),
                             Err(_) => break,
                         }
+                        batch += 1;
                     }
+                    self.counters.receive_batches += 1;
+                    self.counters.largest_receive_batch =
+                        self.counters.largest_receive_batch.max(batch as u64);
                 }
                 Wake::Datagram(Err(e)) => {
                     // ICMP errors surface here on some systems (e.g. a peer's port closed).
@@ -821,13 +882,32 @@ impl Driver {
         let _ =
             tokio::task::spawn_blocking(move || finishing.into_iter().for_each(|t| drop(t.join())))
                 .await;
+        self.flush(&socket);
+        self.shared.metrics.publish(&self.counters);
         tracing::info!("relay stopped");
+    }
+
+    /// Sends the datagrams queued in this loop turn.
+    fn flush(&mut self, socket: &UdpSocket) {
+        if self.out.is_empty() {
+            return;
+        }
+        let done = self.out.flush(socket);
+        let c = &mut self.counters;
+        c.datagrams_out += done.datagrams;
+        c.bytes_out += done.bytes;
+        c.send_calls += done.calls;
+        c.send_would_block += done.would_block;
+        c.send_errors += done.errors;
     }
 
     fn next_deadline(&self, now: Instant) -> Instant {
         let mut deadline = now + MAX_SLEEP;
-        for peer in self.peers.values() {
-            deadline = deadline.min(peer.timeout);
+        if !self.kicked.is_empty() || !self.dirty.is_empty() {
+            return now;
+        }
+        if let Some(Reverse((t, _))) = self.timers.peek() {
+            deadline = deadline.min(*t);
         }
         for stream in self.streams.values() {
             if let Some(t) = stream.forwarder.poll_timeout() {
@@ -933,7 +1013,10 @@ impl Driver {
 
     /// One datagram: to the peer whose `Rtc` accepts it.
     fn receive(&mut self, now: Instant, data: &[u8], source: SocketAddr, socket: &UdpSocket) {
+        self.counters.datagrams_in += 1;
+        self.counters.bytes_in += data.len() as u64;
         let Ok(contents) = data.try_into() else {
+            self.counters.datagrams_unclaimed += 1;
             return;
         };
         let input = Input::Receive(
@@ -948,6 +1031,7 @@ impl Driver {
         let bound = self.by_addr.get(&source).copied();
         let Some(key) = self.demux(&input, bound) else {
             tracing::trace!(%source, "relay: no peer accepts the datagram");
+            self.counters.datagrams_unclaimed += 1;
             return;
         };
         if bound != Some(key) {
@@ -958,14 +1042,27 @@ impl Driver {
 
     /// Timeouts, polling, forwarding, keyframe requests, teardown — until nothing is left.
     fn drive(&mut self, now: Instant, socket: &UdpSocket) {
-        for (key, peer) in self.peers.iter_mut() {
-            if peer.timeout <= now {
-                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                    tracing::debug!(session = %peer.session, error = %e, "relay: timeout refused");
-                    peer.dead = true;
-                }
-                self.dirty.insert(*key);
+        // Due timers only: no scan of every peer (hundreds of viewers, thousands of turns a
+        // second).
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            if at > now {
+                break;
             }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if peer.timer_at != at {
+                continue;
+            }
+            if peer.timeout > now {
+                // An entry capped at MAX_SLEEP: the peer's own timeout is later.
+                let next = peer.timeout.min(now + MAX_SLEEP);
+                peer.timer_at = next;
+                self.timers.push(Reverse((next, key)));
+                continue;
+            }
+            self.kicked.push(key);
         }
         let names: Vec<Arc<str>> = self
             .streams
@@ -983,14 +1080,34 @@ impl Driver {
         // the publisher dirty (keyframe requests): repeat until quiet. Bounded, because
         // str0m only emits events for input it was given.
         let mut rounds = 0;
-        while !self.dirty.is_empty() && rounds < 8 {
+        while (!self.dirty.is_empty() || !self.kicked.is_empty()) && rounds < 8 {
             rounds += 1;
+            for key in std::mem::take(&mut self.kicked) {
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    continue;
+                };
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(session = %peer.session, error = %e, "relay: timeout refused");
+                    peer.dead = true;
+                }
+                // Until the poll below says when next: a fallback entry, so the peer is
+                // never without one.
+                peer.timeout = now + MAX_SLEEP;
+                peer.timer_at = peer.timeout;
+                self.timers.push(Reverse((peer.timeout, key)));
+                self.counters.str0m_timeouts += 1;
+                self.dirty.insert(key);
+            }
             let dirty: Vec<Key> = self.dirty.drain().collect();
             for key in dirty {
                 self.poll_peer(now, key, socket);
             }
         }
-        self.lifecycle(now);
+        if self.reap || now.saturating_duration_since(self.lifecycle_at) >= LIFECYCLE_INTERVAL {
+            self.reap = false;
+            self.lifecycle_at = now;
+            self.lifecycle(now);
+        }
         self.counts.due(now, &mut self.reports);
         for (name, viewers) in self.reports.drain(..) {
             self.shared.hooks.events.viewer_count(&name, viewers);
@@ -1004,11 +1121,16 @@ impl Driver {
             forwards,
             tcp,
             tcp_by_source,
+            counters,
+            out,
+            timers,
+            kicked,
             ..
         } = self;
         let Some(peer) = peers.get_mut(&key) else {
             return;
         };
+        counters.str0m_polls += 1;
         let mut joined = false;
         let mut left = false;
         loop {
@@ -1027,6 +1149,11 @@ impl Driver {
             match output {
                 Output::Timeout(t) => {
                     peer.timeout = t;
+                    let at = t.min(now + MAX_SLEEP);
+                    if at != peer.timer_at {
+                        peer.timer_at = at;
+                        timers.push(Reverse((at, key)));
+                    }
                     break;
                 }
                 Output::Transmit(t) if t.proto == Protocol::Tcp => {
@@ -1035,15 +1162,23 @@ impl Driver {
                     if let (Some(conn), Some(framed)) = (conn, framed) {
                         if conn.writer.try_send(framed).is_err() {
                             tracing::trace!(to = %t.destination, "relay: TCP send dropped");
+                            counters.tcp_frames_dropped += 1;
                         }
                     }
                 }
                 Output::Transmit(t) => {
-                    if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
-                        tracing::trace!(error = %e, to = %t.destination, "relay: send dropped");
+                    out.push(t.destination, t.contents.into());
+                    if out.is_full() {
+                        let done = out.flush(socket);
+                        counters.datagrams_out += done.datagrams;
+                        counters.bytes_out += done.bytes;
+                        counters.send_calls += done.calls;
+                        counters.send_would_block += done.would_block;
+                        counters.send_errors += done.errors;
                     }
                 }
                 Output::Event(event) => {
+                    counters.str0m_events += 1;
                     let stream = streams.get_mut(&peer.stream);
                     match event {
                         Event::Connected => {
@@ -1065,6 +1200,7 @@ impl Driver {
                             left = true;
                         }
                         Event::RtpPacket(packet) => {
+                            counters.rtp_received += 1;
                             if let (Role::Publisher(p), Some(stream)) = (&mut peer.role, stream) {
                                 if let Some(inbound) = inbound_packet(p, &mut peer.rtc, packet) {
                                     if let Some(recording) = &mut stream.recording {
@@ -1072,7 +1208,7 @@ impl Driver {
                                         if recording.take_keyframe_request() {
                                             recording_keyframe(p, &mut peer.rtc, recording);
                                             // Sent with the next timeout (see keyframe_requests).
-                                            peer.timeout = peer.timeout.min(peer.created);
+                                            kicked.push(key);
                                         }
                                     }
                                     stream
@@ -1144,6 +1280,9 @@ impl Driver {
         let stream_name = peer.stream.clone();
         if left {
             peer.dead = true;
+        }
+        if peer.dead {
+            self.reap = true;
         }
         if joined {
             self.peer_connected(now, key);
@@ -1227,6 +1366,7 @@ impl Driver {
                 continue;
             };
             let patch = f.vp8.and_then(|fields| vp8_patch(&f.payload, fields));
+            let payload_len = f.payload.len() as u64;
             let mut write = RtpWrite::new(
                 pt,
                 SeqNo::from(f.seq),
@@ -1240,6 +1380,8 @@ impl Driver {
                 write = write.vp8_patch(patch);
             }
             tx.write_rtp(write);
+            self.counters.rtp_forwarded += 1;
+            self.counters.rtp_forwarded_bytes += payload_len;
             viewer.egress.entry(mid).or_default().written += 1;
             self.dirty.insert(key);
         }
@@ -1277,10 +1419,8 @@ impl Driver {
                 rx.request_keyframe(kind);
                 // str0m 0.24 builds the PLI/FIR in its next `handle_timeout` (up to the TWCC
                 // interval, 50 ms, or an RTCP interval away). A join waits on it (R2): make
-                // the peer's timeout due now (its creation time is in the past), so the next
-                // `drive` feeds `Input::Timeout` at once. 0.25 does this itself (#1081).
-                peer.timeout = peer.timeout.min(peer.created);
-                self.dirty.insert(key);
+                // `drive` feed it `Input::Timeout` at once. 0.25 does this itself (#1081).
+                self.kicked.push(key);
             }
         }
     }
@@ -1726,6 +1866,7 @@ impl Driver {
                 stream: name,
                 role: peer_role,
                 timeout: now,
+                timer_at: now,
                 created: now,
                 connected: false,
                 disconnected_since: None,
@@ -1736,6 +1877,7 @@ impl Driver {
                 etag,
             },
         );
+        self.timers.push(Reverse((now, key)));
         self.dirty.insert(key);
         Ok(())
     }

@@ -113,6 +113,7 @@ pub mod hooks;
 pub mod ingress;
 pub mod keyframes;
 pub mod layers;
+pub mod metrics;
 pub mod packet;
 pub mod record;
 pub mod report;
@@ -120,6 +121,7 @@ pub mod rewrite;
 pub mod sdp_checks;
 pub mod sdpfrag;
 pub mod tcp;
+pub mod udp;
 pub mod vp8;
 pub mod whip;
 
@@ -142,6 +144,7 @@ pub use driver::{
 pub use hooks::{
     Access, AllowAll, AuthRejection, NoEvents, RejectAll, RelayHooks, StreamAuth, StreamEvents,
 };
+pub use metrics::DriverCounters;
 pub use report::ViewerCounts;
 pub use sdp_checks::OfferRole;
 pub use whip::router;

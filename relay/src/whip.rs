@@ -74,9 +74,34 @@ pub fn router(relay: RelayHandle) -> Router {
                 whep_layer,
             ),
         )
+        .route("/relay/metrics", axum::routing::get(relay_metrics))
         .route("/recordings", axum::routing::get(record::http::list))
         .route("/recordings/{name}", axum::routing::get(record::http::file))
         .with_state(relay)
+}
+
+/// `GET /relay/metrics`: the relay's counters as Prometheus text ([`crate::metrics`]).
+/// Per-stream figures need the driver's answer; without one within a second they are left
+/// out and the rest is still served.
+async fn relay_metrics(State(relay): State<RelayHandle>) -> Response {
+    let stats = tokio::time::timeout(std::time::Duration::from_secs(1), relay.stats())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let text = crate::metrics::render(
+        &relay.counters(),
+        relay.socket_buffers(),
+        relay.receive_drops(),
+        stats.as_ref(),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn whip_endpoint(

@@ -116,6 +116,63 @@ async fn scenario() {
     assert!(s.counters.packets_out > 100, "{:?}", s.counters);
     assert!(s.counters.keyframe_requests_out >= 1, "{:?}", s.counters);
 
+    // The relay's own counters (GET /relay/metrics) agree with the core's and with what
+    // the viewers got, and nothing was dropped on the way.
+    let received: u64 = viewers.iter().map(|v| v.counts().0 + v.counts().1).sum();
+    let r = relay.request("GET", "/relay/metrics", &[], b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = r.text();
+    let metric = |name: &str| -> u64 {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{text}"))
+    };
+    let forwarded = metric("rootcast_relay_rtp_forwarded_total");
+    assert!(
+        forwarded >= s.counters.packets_out,
+        "every forward the core made (by the earlier snapshot) was written: {forwarded} vs {:?}",
+        s.counters
+    );
+    assert!(metric("rootcast_relay_rtp_received_total") >= s.counters.packets_in);
+    assert!(metric("rootcast_relay_rtp_forwarded_payload_bytes_total") > forwarded * 10);
+    let sent = metric("rootcast_relay_datagrams_sent_total");
+    assert!(
+        sent >= received,
+        "the viewers got {received} RTP packets, the relay sent {sent} datagrams"
+    );
+    assert!(metric("rootcast_relay_sent_bytes_total") > sent * 10);
+    let calls = metric("rootcast_relay_send_calls_total");
+    assert!(
+        calls >= 1 && calls <= sent,
+        "{calls} sendmmsg calls for {sent}"
+    );
+    assert!(metric("rootcast_relay_datagrams_received_total") >= s.counters.packets_in);
+    assert!(metric("rootcast_relay_receive_batches_total") >= 1);
+    assert!(metric("rootcast_relay_largest_receive_batch") >= 1);
+    assert!(metric("rootcast_relay_str0m_timeouts_total") > 0);
+    assert!(metric("rootcast_relay_str0m_events_total") >= s.counters.packets_in);
+    assert!(metric("rootcast_relay_str0m_polls_total") > 0);
+    assert!(metric("rootcast_relay_loop_turns_total") > 0);
+    assert_eq!(metric("rootcast_relay_send_errors_total"), 0);
+    assert_eq!(metric("rootcast_relay_send_would_block_total"), 0);
+    assert_eq!(metric("rootcast_relay_receive_queue_drops_total"), 0);
+    assert!(metric("rootcast_relay_socket_receive_buffer_bytes") > 0);
+    assert_eq!(metric("rootcast_relay_peers"), 3);
+    assert_eq!(
+        metric("rootcast_relay_stream_viewers{stream=\"town-hall\"}"),
+        2
+    );
+    assert!(
+        metric("rootcast_relay_stream_packets_out_total{stream=\"town-hall\"}")
+            >= s.counters.packets_out
+    );
+    assert!(relay.relay.counters().rtp_forwarded >= forwarded);
+
     // DELETE one viewer: its state is gone, the other keeps receiving.
     let r = relay
         .request(

@@ -24,7 +24,17 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 import rc_aiortc as rc
 
-stats = {"rtx_received": 0, "rtp_received": 0, "nacks_sent": 0, "nacked_seqs": 0, "plis_sent": 0}
+# What happened to each loss, for a failing test's message: (ms since start, sequence numbers).
+repair_log = {"nacks": [], "rtx": []}
+started_at = time.monotonic()
+
+
+def since_start_ms():
+    return round((time.monotonic() - started_at) * 1000)
+
+
+stats = {"rtx_received": 0, "rtp_received": 0, "nacks_sent": 0, "nacked_seqs": 0, "plis_sent": 0,
+         "renacks_sent": 0}
 
 _handle_rtp = RTCRtpReceiver._handle_rtp_packet
 _send_nack = RTCRtpReceiver._send_rtcp_nack
@@ -36,18 +46,52 @@ async def counting_handle_rtp(self, packet, arrival_time_ms):
     codec = getattr(self, "_RTCRtpReceiver__codecs", {}).get(packet.payload_type)
     if codec is not None and is_rtx(codec):
         stats["rtx_received"] += 1
+        if len(packet.payload) >= 2:
+            repair_log["rtx"].append((since_start_ms(), int.from_bytes(packet.payload[:2], "big")))
     return await _handle_rtp(self, packet, arrival_time_ms)
 
 
 async def counting_send_nack(self, media_ssrc, lost):
     stats["nacks_sent"] += 1
     stats["nacked_seqs"] += len(lost)
+    repair_log["nacks"].append((since_start_ms(), list(lost)))
+    tries = nack_targets.get(id(self), (None, None, None, {}))[3]
+    for seq in lost:
+        tries[seq] = tries.get(seq, 0) + 1
+    nack_targets[id(self)] = (self, media_ssrc, time.monotonic(), tries)
     return await _send_nack(self, media_ssrc, lost)
 
 
 async def counting_send_pli(self, media_ssrc):
     stats["plis_sent"] += 1
     return await _send_pli(self, media_ssrc)
+
+
+# aiortc NACKs a hole once, when it first sees it, and again only when a *new* hole appears;
+# if the retransmission is lost too (the loss test drops RTX like any other packet) and no
+# other packet goes missing for a while, its jitter buffer waits for seconds. Browsers
+# (libwebrtc) re-send a NACK every round trip until the packet comes or ~10 tries; this does
+# the same for aiortc, so the test measures the relay's repair rather than aiortc's policy.
+RENACK_EVERY = 0.1
+RENACK_TRIES = 10
+nack_targets = {}  # id(receiver) -> (receiver, media ssrc, last NACK time, tries per seq)
+
+
+async def renack_forever():
+    while True:
+        await asyncio.sleep(RENACK_EVERY)
+        now = time.monotonic()
+        for key, (receiver, ssrc, last, tries) in list(nack_targets.items()):
+            generator = getattr(receiver, "_RTCRtpReceiver__nack_generator", None)
+            if generator is None or now - last < RENACK_EVERY:
+                continue
+            for seq in list(tries):
+                if seq not in generator.missing:
+                    del tries[seq]
+            lost = sorted(seq for seq in generator.missing if tries.get(seq, 0) < RENACK_TRIES)
+            if lost:
+                stats["renacks_sent"] += 1
+                await receiver._send_rtcp_nack(ssrc, lost)
 
 
 RTCRtpReceiver._handle_rtp_packet = counting_handle_rtp
@@ -67,6 +111,15 @@ class Tally:
         self.counter_first = None
         self.counter_last = None
         self.errors = []
+        self.last_frame_at = None
+        self.max_gap = 0.0
+        # Frame counter -> when it was first decoded (CLOCK_MONOTONIC ms).
+        self.decoded_ms = {}
+
+    def take_max_gap_ms(self):
+        """The longest wait between two decoded frames since the last call."""
+        gap, self.max_gap = self.max_gap, 0.0
+        return round(gap * 1000)
 
     async def video(self, track):
         try:
@@ -75,9 +128,14 @@ class Tally:
                 if self.first_frame_ms is None:
                     self.first_frame_ms = round((time.monotonic() - self.started) * 1000)
                 self.frames += 1
+                now = time.monotonic()
+                if self.last_frame_at is not None:
+                    self.max_gap = max(self.max_gap, now - self.last_frame_at)
+                self.last_frame_at = now
                 self.width, self.height = frame.width, frame.height
                 counter = rc.read_counter(frame)
                 if counter is not None:
+                    self.decoded_ms.setdefault(counter, round(now * 1000))
                     self.counters.add(counter)
                     if self.counter_first is None:
                         self.counter_first = counter
@@ -113,7 +171,7 @@ async def main():
     pc.addTransceiver("audio", direction="recvonly")
     started = time.monotonic()
     tally = Tally(started)
-    tasks = []
+    tasks = [asyncio.ensure_future(renack_forever())]
     connected = asyncio.Event()
     failed = asyncio.Event()
 
@@ -171,7 +229,10 @@ async def main():
             second += 1
             await asyncio.sleep(max(0.0, begin + second - time.monotonic()))
             tick = {"event": "tick", "second": second, "frames": tally.frames,
-                    "audio_frames": tally.audio_frames, **stats}
+                    "audio_frames": tally.audio_frames,
+                    "t_ms": round((time.monotonic() - begin) * 1000),
+                    "monotonic_ms": round(time.monotonic() * 1000),
+                    "max_gap_ms": tally.take_max_gap_ms(), **stats}
             ticks.append({k: v for k, v in tick.items() if k != "event"})
             rc.emit(tick)
 
@@ -196,6 +257,8 @@ async def main():
         "errors": tally.errors,
         "delete_status": delete_status,
         "ticks": ticks,
+        "repair_log": repair_log,
+        "frame_decoded_ms": sorted(tally.decoded_ms.items()),
         **stats,
     })
     return 0

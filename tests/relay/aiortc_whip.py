@@ -29,6 +29,9 @@ class CounterTrack(VideoStreamTrack):
     def __init__(self):
         super().__init__()
         self.sent = 0
+        # When frame n was handed to the encoder (CLOCK_MONOTONIC ms, comparable with the
+        # viewer's decode times: both processes run on this machine).
+        self.created_ms = []
 
     async def recv(self):
         pts, time_base = await self.next_timestamp()
@@ -39,6 +42,7 @@ class CounterTrack(VideoStreamTrack):
         v.update(bytes([128]) * v.buffer_size)
         frame.pts = pts
         frame.time_base = time_base
+        self.created_ms.append(round(time.monotonic() * 1000))
         self.sent += 1
         return frame
 
@@ -105,7 +109,8 @@ async def main():
             async with http.delete(base + location) as response:
                 delete_status = response.status
     await pc.close()
-    rc.emit({"event": "done", "frames_sent": video.sent, "delete_status": delete_status})
+    rc.emit({"event": "done", "frames_sent": video.sent, "delete_status": delete_status,
+             "frame_created_ms": video.created_ms})
     return 0
 
 

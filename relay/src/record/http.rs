@@ -12,6 +12,10 @@
 //! view token (`Authorization: Bearer …` or, for a `<video src>`, `?token=…`): the list
 //! shows the recordings of the streams the token may view (`401` without a token), a file
 //! needs a token for its stream (`401`/`403`).
+//!
+//! [`serve_file`] is the file part on its own, for a caller that checks access its own way:
+//! the hub serves a meeting's recordings with it (`/api/v1/meetings/{id}/recordings/{name}`,
+//! through the binary's `src/recording_link.rs`).
 
 use std::collections::HashMap;
 use std::io::{self, SeekFrom};
@@ -229,7 +233,19 @@ pub async fn file(
     let Some(dir) = folder(&relay) else {
         return not_found();
     };
-    let path = dir.join(&name);
+    serve_file(&dir, &name, &headers).await
+}
+
+/// Serves the finished recording `name` from `dir`: `200` or, for one `Range`, `206`
+/// (`416` past the end), `404` for anything that is not a finished recording's name.
+/// Access is the caller's business: the relay's `GET /recordings/{name}` checks a view
+/// token for the stream first; the hub's meeting recordings route checks the meeting.
+pub async fn serve_file(dir: &std::path::Path, name: &str, headers: &HeaderMap) -> Response {
+    let not_found = || text(StatusCode::NOT_FOUND, "no such recording");
+    if writer::parse_name(name).is_none() {
+        return not_found();
+    }
+    let path = dir.join(name);
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return not_found(),

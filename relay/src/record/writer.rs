@@ -356,6 +356,13 @@ impl RecordingInfo {
     pub fn started_at(&self) -> String {
         rfc3339_time(self.started_unix_ms)
     }
+
+    /// The end: the start plus the duration, in ms since the Unix epoch. The file's time 0
+    /// is its start (the publisher's session began), so a wall time `w` inside
+    /// `started_unix_ms..=ended_unix_ms()` is `w - started_unix_ms` ms into the file.
+    pub fn ended_unix_ms(&self) -> u64 {
+        self.started_unix_ms + (self.duration_s.max(0.0) * 1000.0).round() as u64
+    }
 }
 
 /// The finished recordings in `dir`, newest first. A missing folder is an empty list.
