@@ -48,6 +48,12 @@
 //!   that gather only loopback candidates: one WHIP publisher, N WHEP viewers in worker
 //!   processes (`whep-worker`); forwarded RTP packets per server CPU-second, per-viewer
 //!   loss by sequence number, time from the WHEP `POST` to the first keyframe.
+//! - `meeting` (`meeting.rs`, `meeting_worker.rs`; issue 6): one live meeting with N
+//!   participants (member accounts, each joined with `meeting.join` and subscribed to the
+//!   meeting's state, Q&A, personal Q&A and chat channels), questions, votes and chat
+//!   messages sent as RPCs by the participants on a fixed schedule: per-delivery latency to
+//!   every participant, time to all, deliveries per second, server CPU per delivery, and
+//!   refusals by method and code. Its own worker processes (`meeting-worker`).
 //!
 //! # Tests
 //! `tests/loadgen.rs` runs the binary against a stand-in server with a known injected
@@ -57,7 +63,10 @@
 //! (the loss reported must equal what the stand-in withheld); unit tests cover the
 //! histogram merge, the protocol parsers (recovery positions included), RTP loss
 //! accounting across sequence wraps, VP8 keyframe detection, the WHEP window sums, the
-//! schedule and the SVG writer. No test asserts on how fast anything is.
+//! schedule and the SVG writer. `tests/meeting.rs` runs `meeting` small against the real
+//! `rootcast` binary: every accepted question, vote and chat message reaches every
+//! participant exactly once, and chat past the per-member limit is counted as refusals,
+//! not losses. No test asserts on how fast anything is.
 //!
 //! # How to measure
 //! Build both binaries in release mode into one target folder (`cargo build --release -p
@@ -76,6 +85,8 @@ mod dialect;
 mod directive;
 mod floor;
 mod histogram;
+mod meeting;
+mod meeting_worker;
 mod procfs;
 mod publisher;
 mod report;
@@ -147,6 +158,13 @@ enum Scenario {
         #[command(flatten)]
         args: directive::DirectiveArgs,
     },
+    /// Issue 6: one live meeting with N participants on one node; questions, votes and
+    /// chat messages as RPCs on a fixed schedule: latency to every participant,
+    /// deliveries per second, server CPU per delivery, refusals.
+    Meeting {
+        #[command(flatten)]
+        args: meeting::MeetingArgs,
+    },
     /// The raw floor server: WebSocket handshake, then each frame sent to `/publish` is
     /// written to every other connection. Prints `LISTENING <address>`; exits when its
     /// standard input closes.
@@ -167,6 +185,9 @@ enum Scenario {
     /// A whep-viewers worker process (started by its coordinator).
     #[command(hide = true)]
     WhepWorker,
+    /// A meeting worker process (started by its coordinator).
+    #[command(hide = true)]
+    MeetingWorker,
 }
 
 fn main() -> std::process::ExitCode {
@@ -179,10 +200,12 @@ fn main() -> std::process::ExitCode {
             coordinator::run("ws-reconnect-storm", run, Some(storm.into()))
         }
         Scenario::Directive { args } => directive::run(args),
+        Scenario::Meeting { args } => meeting::run(args),
         Scenario::Floor { listen } => floor::run(listen),
         Scenario::WhepViewers { args } => whep::run(args),
         Scenario::Worker => worker::run(),
         Scenario::WhepWorker => whep_worker::run(),
+        Scenario::MeetingWorker => meeting_worker::run(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
