@@ -14,6 +14,7 @@ use rootcast_hub::{Node, RpcRegistry};
 
 mod account_cmd;
 mod audit_cmd;
+mod recording_link;
 mod relay_link;
 
 #[derive(Parser)]
@@ -310,6 +311,16 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     let node = Node::new(config.clone(), rpc)?;
     // Meeting attendance logs joins and leaves from the hub's presence.
     services.log_attendance(&node);
+    // Meetings list and serve their recordings from the relay's folder.
+    services.set_recording_library(Arc::new(recording_link::RelayRecordings::new(
+        config.relay.recording_folder(),
+    )));
+    // Disabled accounts and revoked screens lose their open WebSockets within seconds.
+    let revocations = tokio::spawn(
+        services
+            .clone()
+            .enforce_revocations(node.clone(), rootcast_hub::service::REVOCATION_SWEEP),
+    );
     let directive_jobs = tokio::spawn(
         services
             .clone()
@@ -370,6 +381,7 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     tracing::info!(%address, node = node.name(), "serving");
     rootcast_hub::server::serve(listener, app, Arc::clone(&node), shutdown_signal()).await?;
     directive_jobs.abort();
+    revocations.abort();
     relay.shutdown().await;
     store.close().await;
     tracing::info!("stopped");

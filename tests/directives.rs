@@ -760,6 +760,34 @@ async fn a_meeting_room_screen_logs_in_with_its_credential_until_it_is_revoked()
     assert_eq!(status, 401);
     let (status, _) = server.rest("GET", "/api/v1/me", Some(&screen), None);
     assert_eq!(status, 401, "the revoked screen's token no longer works");
+    // Its open WebSocket is cut off by the next revocation sweep (every 5 s), and the
+    // token, still unexpired, no longer connects.
+    assert_eq!(ws.closed(REVOKED_WITHIN).await, Some(3508));
+    assert_eq!(Ws::refused_connect(&server, &screen).await, Some(3508));
+}
+
+/// The server reads revoked accounts and credentials every 5 s; a sweep can be late.
+const REVOKED_WITHIN: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_account_loses_its_open_connection_and_cannot_reconnect() {
+    let server = TestServer::start("");
+    let admin = server.login_as("hq-admin", "admin", None);
+    let all = units(&server, &admin);
+    let unit = stations_under(&all, "xian")[0].clone();
+    let officer = server.login_as("officer-one", "officer", Some(&unit));
+    let colleague = server.login_as("officer-two", "officer", Some(&unit));
+    let mut leaving = Ws::connect(&server, &officer).await;
+    let mut staying = Ws::connect(&server, &colleague).await;
+
+    server.account(&["disable", "officer-one"]);
+    assert_eq!(leaving.closed(REVOKED_WITHIN).await, Some(3508));
+    assert_eq!(Ws::refused_connect(&server, &officer).await, Some(3508));
+    // The other officer of the same unit keeps receiving the unit's directives.
+    let (status, sent) = send(&server, &admin, json!({"units": [unit]}));
+    assert_eq!(status, 201, "{sent}");
+    let pushed = staying.next_of(&format!("unit:{unit}"), "entry").await;
+    assert_eq!(pushed["entry"]["directive"]["id"], sent["directive"]["id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,6 +98,9 @@ impl Disconnect {
     pub const CONNECTION_LIMIT: Self = Self::new(3504, "connection limit");
     pub const CHANNEL_LIMIT: Self = Self::new(3505, "channel limit");
     pub const PERMISSION_DENIED: Self = Self::new(3507, "permission denied");
+    /// The account was disabled or the room credential revoked while connected (or the
+    /// token outlived them).
+    pub const ACCESS_REVOKED: Self = Self::new(3508, "access revoked");
 
     /// A disconnect with a code and reason chosen through the server API.
     pub fn custom(code: u16, reason: String) -> CustomDisconnect {

@@ -1,7 +1,7 @@
 //! The [`Node`]: one hub process's shared state, and the operations the client protocol,
 //! the server API and (later) the domain features perform on channels.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,9 @@ struct Registry {
     conns: HashMap<u64, Arc<ConnHandle>>,
     users: HashMap<String, Vec<Arc<ConnHandle>>>,
     authenticated: usize,
+    /// Users whose account is disabled or credential revoked: refused at connect (their
+    /// tokens may still be valid for hours). Set by [`Node::revoke_users`].
+    revoked: HashSet<String>,
 }
 
 pub struct Node {
@@ -162,6 +165,9 @@ impl Node {
     pub(crate) fn authenticate(&self, conn: &Arc<ConnHandle>) -> Result<(), Disconnect> {
         let limits = &self.config.client;
         let mut registry = self.registry();
+        if registry.revoked.contains(conn.user()) {
+            return Err(Disconnect::ACCESS_REVOKED);
+        }
         if limits.connection_limit > 0 && registry.authenticated >= limits.connection_limit {
             return Err(Disconnect::CONNECTION_LIMIT);
         }
@@ -357,6 +363,27 @@ impl Node {
             conn.outbound.close(disconnect.clone());
         }
         conns.len()
+    }
+
+    /// Replaces the set of users whose access was revoked: their open connections are
+    /// closed with 3508 "access revoked" and new ones are refused with it, until a later
+    /// set leaves them out. Returns how many open connections were told to close.
+    pub fn revoke_users(&self, revoked: HashSet<String>) -> usize {
+        let closing: Vec<Arc<ConnHandle>> = {
+            let mut registry = self.registry();
+            let closing = revoked
+                .iter()
+                .filter_map(|user| registry.users.get(user))
+                .flatten()
+                .cloned()
+                .collect();
+            registry.revoked = revoked;
+            closing
+        };
+        for conn in &closing {
+            conn.outbound.close(Disconnect::ACCESS_REVOKED.into());
+        }
+        closing.len()
     }
 
     /// Subscribes a user's connections to a channel on the server's behalf (they receive a

@@ -35,6 +35,13 @@ pub struct ConnectionClaims {
     /// Channels the connection is subscribed to by the server (server-side subscriptions).
     #[serde(default)]
     pub channels: Vec<String>,
+    /// Claims only a subscription token (`channel`) or a relay stream token
+    /// (`rootcast_stream`) has: the same key signs them, so a token carrying either is
+    /// refused as a connection token (a leaked view token must not log anyone in).
+    #[serde(default)]
+    channel: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    rootcast_stream: Option<serde::de::IgnoredAny>,
 }
 
 impl ConnectionClaims {
@@ -105,7 +112,13 @@ impl TokenVerifier {
     }
 
     pub fn connection(&self, token: &str) -> Result<ConnectionClaims, TokenError> {
-        self.verify(token)
+        let claims: ConnectionClaims = self.verify(token)?;
+        if claims.channel.is_some() || claims.rootcast_stream.is_some() {
+            return Err(TokenError::Invalid(
+                "a subscription or stream token is not a connection token".into(),
+            ));
+        }
+        Ok(claims)
     }
 
     pub fn subscription(&self, token: &str) -> Result<SubscriptionClaims, TokenError> {
@@ -224,6 +237,27 @@ mod tests {
         ));
         assert!(matches!(
             verifier().connection("garbage"),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn subscription_and_stream_tokens_do_not_connect() {
+        let subscription = sign(json!({"sub":"a","channel":"qa:1"}), "secret");
+        assert!(matches!(
+            verifier().connection(&subscription),
+            Err(TokenError::Invalid(_))
+        ));
+        assert_eq!(
+            verifier().subscription(&subscription).unwrap().channel,
+            "qa:1"
+        );
+        let stream = sign(
+            json!({"sub":"a","rootcast_stream":{"stream":"s","access":["view"]}}),
+            "secret",
+        );
+        assert!(matches!(
+            verifier().connection(&stream),
             Err(TokenError::Invalid(_))
         ));
     }

@@ -327,8 +327,23 @@ async fn passwords_and_disabling(db: TestDb) {
         is_bad_credentials(&store.principal(&account.id).await),
         "a disabled account's tokens stop naming a principal"
     );
+    assert!(
+        store
+            .revoked_principals()
+            .await
+            .unwrap()
+            .contains(&account.id),
+        "the disabled account is among the principals to cut off"
+    );
     store.set_disabled(&account.id, false).await.unwrap();
     assert!(store.login("li", "a new passphrase", T0).await.is_ok());
+    assert!(
+        !store
+            .revoked_principals()
+            .await
+            .unwrap()
+            .contains(&account.id)
+    );
 
     assert!(matches!(
         store.set_password("nobody", "long enough").await,
@@ -509,6 +524,8 @@ async fn credentials_issue_login_and_revoke(db: TestDb) {
         is_bad_credentials(&store.principal(&screen.account_id).await),
         "tokens of a revoked credential stop naming a principal"
     );
+    let revoked = store.revoked_principals().await.unwrap();
+    assert!(revoked.contains(&screen.account_id), "{revoked:?}");
     store
         .revoke_unit_credential(&issued.id, T0 + 40)
         .await
@@ -520,10 +537,12 @@ async fn credentials_issue_login_and_revoke(db: TestDb) {
         "the first revocation is kept"
     );
     assert_eq!(after[1].revoked_at, None);
+    let other_screen = store.unit_credential_login(&other.secret, T0).await;
     assert!(
-        store.unit_credential_login(&other.secret, T0).await.is_ok(),
+        other_screen.is_ok(),
         "revoking one credential leaves the unit's others"
     );
+    assert!(!revoked.contains(&other_screen.unwrap().account_id));
     assert!(matches!(
         store.revoke_unit_credential("nothing", T0).await,
         Err(StoreError::UnknownCredential(id)) if id == "nothing"

@@ -25,6 +25,16 @@ pub const CONTAINED_RELAY_UDP_BIND: &str = "10.213.0.1:0";
 /// Runs `node tests/web/<script> <http_url>` with `env` and fails the test unless it exits
 /// 0 in time. Its output goes straight to the terminal, screenshot paths included.
 pub fn run_node_script(script: &str, server: &TestServer, env: &[(&str, String)]) {
+    run_node_script_within(script, server, env, SCRIPT_TIMEOUT);
+}
+
+/// [`run_node_script`] for a script that may take up to `timeout`.
+pub fn run_node_script_within(
+    script: &str,
+    server: &TestServer,
+    env: &[(&str, String)],
+    timeout: Duration,
+) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let node_modules = std::env::var_os("ROOTCAST_TEST_NODE_MODULES")
         .map(PathBuf::from)
@@ -58,14 +68,14 @@ pub fn run_node_script(script: &str, server: &TestServer, env: &[(&str, String)]
     let mut child = command
         .spawn()
         .unwrap_or_else(|error| panic!("cannot run `node` (install Node.js 18 or newer): {error}"));
-    match wait_with_timeout(&mut child, SCRIPT_TIMEOUT) {
+    match wait_with_timeout(&mut child, timeout) {
         Some(status) => assert!(
             status.success(),
             "tests/web/{script} failed ({status}); its output above says which check"
         ),
         None => panic!(
             "tests/web/{script} did not finish within {} s and was killed",
-            SCRIPT_TIMEOUT.as_secs()
+            timeout.as_secs()
         ),
     }
 }

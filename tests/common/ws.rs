@@ -56,6 +56,54 @@ impl Ws {
         ws
     }
 
+    /// Connects with `token` and expects the server to refuse it: returns the close code
+    /// (`None` when it closed without one). Panics when the connect is accepted.
+    pub async fn refused_connect(server: &TestServer, token: &str) -> Option<u16> {
+        let (mut socket, _) =
+            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(&server.ws_url))
+                .await
+                .expect("websocket handshake in time")
+                .expect("websocket handshake");
+        let frame = json!({"id": 1, "connect": {"token": token}});
+        socket
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("sending connect");
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match socket.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    None | Some(Err(_)) => return None,
+                    Some(Ok(Message::Text(text))) => {
+                        assert!(
+                            !text.contains("\"connect\""),
+                            "the connect was accepted: {text}"
+                        );
+                    }
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await
+        .expect("the server refuses the connect in time")
+    }
+
+    /// Waits up to `wait` for the server to close this connection (pushes are skipped):
+    /// the close code, `None` when it closed without one. Panics when it stays open.
+    pub async fn closed(&mut self, wait: Duration) -> Option<u16> {
+        tokio::time::timeout(wait, async {
+            loop {
+                match self.socket.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    None | Some(Err(_)) => return None,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the server did not close the connection within {wait:?}"))
+    }
+
     /// Sends one command and waits for its reply (pushes met meanwhile are queued).
     pub async fn command(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;

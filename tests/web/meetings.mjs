@@ -13,11 +13,16 @@
 // is restarted on the same address and store (the Rust
 // side does it when this script creates `<control>/restart`); the publisher starts again
 // and the TV must be back to live video and the current state (a new announcement) within
-// 10 s, by itself. Then 40% of the packets to the TV are dropped: it falls back to audio
-// only (no more frames, audio still arriving).
+// 10 s, by itself. Then the TV alone loses its network for 7 s (the Rust side drops every
+// packet of its hub connections, which go through a forwarder of their own, and of its
+// WebRTC session); an announcement and a screen change made meanwhile, and live video, must
+// be on it within 10 s of the network coming back, by itself. Last, 40% of the packets to
+// the TV are dropped: it falls back to audio only (no more frames, audio still arriving).
+// The TV shows the viewer page's link and its QR code (the hub's SVG in an <img>).
 //
 // Environment as for browser.mjs, plus ROOTCAST_TEST_MEETINGS (JSON from the Rust test:
-// moderator, expert, viewers, units, screen {unit, credential}, control).
+// moderator, expert, viewers, units, screen {unit, credential, url: the TV's own address
+// of the hub}, control).
 
 import { createRequire } from "node:module";
 import fs from "node:fs";
@@ -26,10 +31,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { STEP_TIMEOUT_MS, check, fail, serverFromArgs, waitFor } from "./browser.mjs";
 
-const OVERALL_TIMEOUT_MS = 170_000;
+const OVERALL_TIMEOUT_MS = 290_000;
 /** The TV must be back within this long after the restarted server is up (the publisher
- * starts again in that time too). */
+ * starts again in that time too), and after its network comes back. */
 const RECOVERY_MS = 10_000;
+/** How long the TV's network is cut. */
+const OUTAGE_MS = 7_000;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { httpUrl } = serverFromArgs();
 const setup = JSON.parse(process.env.ROOTCAST_TEST_MEETINGS ?? "null");
@@ -110,6 +117,7 @@ try {
 const problems = [];
 const pages = {};
 let restarting = false;
+let outage = false;
 async function openPage(name, url) {
   const page = await context.newPage();
   pages[name] = page;
@@ -120,7 +128,10 @@ async function openPage(name, url) {
     const text = message.text();
     // Refusals the test provokes (slow mode 429), WHEP 404s while no publisher is back,
     // and failed requests while the server restarts are expected; the browser logs them.
-    if (/status of (404|429)/.test(text) || (restarting && /ERR_CONNECTION_REFUSED|WebSocket|status of 50\d/.test(text))) return;
+    // (The TV's forwarder closes a connection the server refuses: ERR_EMPTY_RESPONSE.)
+    if (/status of (404|429)/.test(text) || (restarting && /ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_CONNECTION_(RESET|CLOSED)|WebSocket|status of 50\d/.test(text))) return;
+    // While the TV is cut off, its requests time out or fail.
+    if (outage && name === "tv" && /net::ERR_|WebSocket|Failed to fetch/.test(text)) return;
     problems.push(`${name}: console ${message.type()}: ${text}`);
   });
   await page.goto(url);
@@ -150,6 +161,16 @@ async function waitForFrames(page, what) {
 
 const text = (page, testId) => page.textContent(`[data-testid="${testId}"]`);
 
+/** Waits until the TV's current WHEP session has a nominated, succeeded candidate pair
+ * (a session that has just replaced another may not have one yet). */
+async function waitForTvPair(tv) {
+  await waitFor(tv, "the TV's session to have a nominated candidate pair", async () => {
+    const pc = globalThis.rootcastTv.player.pc;
+    if (!pc) return false;
+    return [...(await pc.getStats()).values()].some((e) => e.type === "candidate-pair" && e.nominated && e.state === "succeeded");
+  });
+}
+
 try {
   const moderator = await login(setup.moderator);
   const expert = await login(setup.expert);
@@ -174,7 +195,9 @@ try {
   await waitFor(publish, "the publisher to go live", () => document.querySelector('[data-testid="state"]').dataset.state === "live");
 
   // The TV logs in with the unit's credential, which then leaves the address bar.
-  const tv = await openPage("tv", `${httpUrl}/tv?credential=${encodeURIComponent(setup.screen.credential)}&meeting=${meeting.id}`);
+  // The TV reaches the hub through its own forwarder (see web_meetings.rs).
+  const tvUrl = setup.screen.url;
+  const tv = await openPage("tv", `${tvUrl}/tv?credential=${encodeURIComponent(setup.screen.credential)}&meeting=${meeting.id}`);
   await waitFor(tv, "the TV to join", () => globalThis.rootcastTv?.room?.meeting != null);
   check(!tv.url().includes("credential"), `the credential left the TV's address bar: ${tv.url()}`);
   check((await text(tv, "meeting-title")) === "Flood season briefing", "the TV shows the meeting's title");
@@ -192,8 +215,27 @@ try {
   const names = ["TV", "viewer 0", "viewer 1"];
   for (const [i, page] of watchers.entries()) await waitForFrames(page, names[i]);
   await waitFor(tv, "the TV's waiting text to give way to the video", () => document.querySelector('[data-testid="waiting"]').hidden);
+  // The join box: the viewer page's address on the address the TV reached, as text and as
+  // the hub's QR code (web_meetings.rs decodes that code; here: it is the hub's, drawn).
+  await waitFor(tv, "the join QR code on the TV", () => {
+    const img = document.querySelector('[data-testid="join-qr"]');
+    return !img.hidden && img.complete && img.naturalWidth >= 256 && img.getBoundingClientRect().width > 100;
+  });
   const joinLink = await text(tv, "join-link");
-  check(joinLink === `${httpUrl}/meeting?id=${meeting.id}`, `the TV shows the viewer page's address (${joinLink})`);
+  check(joinLink === `${tvUrl}/meeting?id=${meeting.id}`, `the TV shows the viewer page's address (${joinLink})`);
+  const shown = await tv.evaluate(() => {
+    const img = document.querySelector('[data-testid="join-qr"]');
+    const src = img.getAttribute("src");
+    const prefix = "data:image/svg+xml;charset=utf-8,";
+    return { svg: src.startsWith(prefix) ? decodeURIComponent(src.slice(prefix.length)) : `not a data URL: ${src.slice(0, 60)}`, alt: img.alt };
+  });
+  const hubsCode = await fetch(`${tvUrl}/api/v1/meetings/${meeting.id}/join-link`, {
+    headers: { Authorization: `Bearer ${viewer0.token}` },
+    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  }).then((r) => r.json());
+  check(hubsCode.link === joinLink, `the hub's join link is the TV's (${hubsCode.link})`);
+  check(shown.svg === hubsCode.qr_svg, `the TV shows the hub's QR code for that link (${shown.svg.slice(0, 80)}…)`);
+  check(shown.alt.includes(joinLink), `the QR code's alt text names the link (${shown.alt})`);
 
   // An announcement: a banner over the video on every page.
   await rest("POST", `/api/v1/meetings/${meeting.id}/announcements`, moderator.token, {
@@ -330,8 +372,9 @@ try {
   // Something that changed while the TV was away: it must come from the reload.
   await rest("POST", `/api/v1/meetings/${meeting.id}/announcements`, moderator.token, { body: "We are back", level: "info" });
 
-  const recovered = async (what, predicate, arg) => {
-    const left = RECOVERY_MS - (Date.now() - backAt);
+  const recovered = (what, predicate, arg) => recoveredSince(backAt, what, predicate, arg);
+  const recoveredSince = async (since, what, predicate, arg) => {
+    const left = RECOVERY_MS - (Date.now() - since);
     check(left > 0, `the TV is back within ${RECOVERY_MS} ms (still waiting for ${what})`);
     try {
       await tv.waitForFunction(predicate, arg, { timeout: left, polling: 100 });
@@ -348,6 +391,9 @@ try {
           sessions: player.sessions,
           frames: player.framesDecoded,
           audioOnly: player.audioOnly,
+          lost: player.lost,
+          lastLoss: player.lastLoss,
+          announcement: document.querySelector('[data-testid="announcement-text"]').textContent,
           pc: player.pc?.connectionState ?? null,
           visibility: document.visibilityState,
           checkedAgo: Math.round(performance.now() - player.checkedAt),
@@ -376,9 +422,78 @@ try {
   await waitForFrames(tv, "TV after the restart");
   await tv.screenshot({ path: path.join(shotDir, "meeting-tv-after-restart.png") });
 
+  // ---- the TV alone loses its network for OUTAGE_MS ----
+  // Every packet of its hub connections (its forwarder's port) and of its WebRTC session
+  // (the relay's port to any of its candidates' ports) is dropped, in both directions.
+  await waitForTvPair(tv);
+  const cut = await tv.evaluate(async () => {
+    const stats = [...(await globalThis.rootcastTv.player.pc.getStats()).values()];
+    const pair = stats.find((e) => e.type === "candidate-pair" && e.nominated && e.state === "succeeded");
+    return {
+      relay_port: stats.find((e) => e.id === pair.remoteCandidateId).port,
+      tv_ports: [...new Set(stats.filter((e) => e.type === "local-candidate").map((e) => e.port))],
+    };
+  });
+  // Frames decoded so far by the session the TV had when the network went.
+  await tv.evaluate(() => {
+    globalThis.outagePc = globalThis.rootcastTv.player.pc;
+  });
+  // ("closed" once the player gave that session up: a closed connection has no stats.)
+  const oldSessionFrames = () =>
+    tv.evaluate(async () => {
+      if (globalThis.outagePc.connectionState === "closed") return "closed";
+      let frames = 0;
+      for (const entry of (await globalThis.outagePc.getStats()).values()) {
+        if (entry.type === "inbound-rtp" && entry.kind === "video") frames += entry.framesDecoded ?? 0;
+      }
+      return frames;
+    });
+  outage = true;
+  await request("outage", JSON.stringify(cut), "outage-on");
+  const cutAt = Date.now();
+  // What changes while the TV is away: it must be on the screen once it is back.
+  await rest("POST", `/api/v1/meetings/${meeting.id}/announcements`, moderator.token, { body: "Pumps checked", level: "urgent" });
+  await rest("POST", `/api/v1/meetings/${meeting.id}/screen`, moderator.token, { question: null });
+  await sleep(Math.max(0, cutAt + OUTAGE_MS - 2_500 - Date.now()));
+  const framesLate = await oldSessionFrames();
+  await sleep(Math.max(0, cutAt + OUTAGE_MS - Date.now()));
+  const framesAtEnd = await oldSessionFrames();
+  const cutOff = {
+    frames: typeof framesAtEnd === "number" && typeof framesLate === "number" ? framesAtEnd - framesLate : framesAtEnd,
+    announcement: await text(tv, "announcement-text"),
+    player: await tv.evaluate(() => globalThis.rootcastTv.player.phase),
+  };
+  await request("outage-off", "", "outage-lifted");
+  const restoredAt = Date.now();
+  console.log(`during the outage: ${JSON.stringify(cutOff)} (${restoredAt - cutAt} ms)`);
+  // The outage was real: no frame on the old session at its end, the announcement not there.
+  check(cutOff.frames === 0 || cutOff.frames === "closed", `the TV's video stopped while it was cut off (${cutOff.frames} frames in the last 2.5 s)`);
+  check(cutOff.announcement !== "Pumps checked", "the announcement did not reach the TV while it was cut off");
+  const since = (what, predicate, arg) => recoveredSince(restoredAt, what, predicate, arg);
+  await since("the announcement made during the outage", () => {
+    const banner = document.querySelector('[data-testid="announcement"]');
+    return !banner.hidden && banner.dataset.level === "urgent" && document.querySelector('[data-testid="announcement-text"]').textContent === "Pumps checked";
+  });
+  await since("the question off screen", () => document.querySelector('[data-testid="screen"]').hidden);
+  await since("video decoding again", () => {
+    const player = globalThis.rootcastTv.player;
+    if (player.phase !== "live" || !player.pc) return false;
+    const mark = globalThis.outageMark;
+    if (!mark || mark.pc !== player.pc) {
+      globalThis.outageMark = { pc: player.pc, frames: player.framesDecoded };
+      return false;
+    }
+    return player.framesDecoded > mark.frames;
+  });
+  await since("a live hub connection", () => globalThis.rootcastTv.room.phase === "live");
+  console.log(`TV back after its network outage: video and state ${Date.now() - restoredAt} ms after the network came back`);
+  outage = false;
+  await waitForFrames(tv, "TV after the outage");
+
   // A weak link: 40% of the RTP/RTCP datagrams from the relay to the TV's session are
   // dropped; the TV asks the relay for audio only, and stays there once the loss is lifted
   // (it asks for video again only after 30 s of a good link).
+  await waitForTvPair(tv);
   const ports = await tv.evaluate(async () => {
     const stats = [...(await globalThis.rootcastTv.player.pc.getStats()).values()];
     const pair = stats.find((e) => e.type === "candidate-pair" && e.nominated && e.state === "succeeded");

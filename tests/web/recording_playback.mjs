@@ -1,8 +1,9 @@
 // A recorded stream plays back in headless Chromium: /publish sends the fake camera and
 // microphone with WHIP for a few seconds, Stop DELETEs the session, the recording appears
 // at GET /recordings, and a <video> plays /recordings/<name>: metadata with a duration
-// within a second of the live session, frames decoded, a seek to the middle that lands
-// and keeps decoding, served with Range requests (206).
+// within a second of the live session (timed inside the publish page), frames decoded, a
+// seek to the middle that lands and then shows frames past the seek point, served with
+// Range requests (206).
 //
 // WebRTC gathers candidates on every interface: tests/recording_playback.rs runs this
 // script and the server inside a private network namespace (see there).
@@ -78,6 +79,20 @@ function watch(page, name) {
   });
 }
 
+/** Stamps, inside the publish page, when its state badge turns live and then idle again
+ * (`globalThis.phaseTimes`): the session's length measured where it happens, not after the
+ * test's polling noticed (which lags by seconds on a loaded machine). */
+const stampPhases = (page) =>
+  page.evaluate(() => {
+    const state = document.querySelector('[data-testid="state"]');
+    const times = (globalThis.phaseTimes = {});
+    new MutationObserver(() => {
+      const now = Date.now();
+      if (state.dataset.state === "live") times.live ??= now;
+      if (state.dataset.state === "idle" && times.live !== undefined) times.idle ??= now;
+    }).observe(state, { attributes: true, attributeFilter: ["data-state"] });
+  });
+
 async function recordings() {
   const reply = await fetch(`${httpUrl}/recordings`, { signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
   check(reply.status === 200, `GET /recordings: ${reply.status}`);
@@ -92,6 +107,7 @@ try {
   watch(publish, "publish");
   await publish.goto(`${httpUrl}/publish?stream=${stream}`);
   await waitFor(publish, "the publish page to load", () => globalThis.rootcastPublish !== undefined);
+  await stampPhases(publish);
   await publish.click('[data-testid="start"]');
   await waitFor(publish, "the publisher to go live", () =>
     document.querySelector('[data-testid="state"]').dataset.state === "live");
@@ -100,7 +116,9 @@ try {
   await publish.click('[data-testid="stop"]');
   await waitFor(publish, "the publisher to stop", () =>
     document.querySelector('[data-testid="state"]').dataset.state === "idle");
-  const liveSeconds = (Date.now() - liveAt) / 1000;
+  const phases = await publish.evaluate(() => globalThis.phaseTimes);
+  const liveSeconds = (phases.idle - phases.live) / 1000;
+  console.log(`live for ${liveSeconds} s in the page (${(Date.now() - liveAt) / 1000} s seen by the test)`);
 
   // The recording is listed once its file is complete.
   let entry;
@@ -148,22 +166,36 @@ try {
     return v.getVideoPlaybackQuality().totalVideoFrames >= 10 && v.currentTime > 0.2;
   });
 
-  // Seek to the middle: it lands there and playback goes on.
+  // Seek to the middle: it lands there and playback goes on. "Goes on" is counted in frames
+  // *shown* after the seek point (requestVideoFrameCallback's mediaTime), not in
+  // totalVideoFrames: a seek decodes from the keyframe before the target (the recording's
+  // first, 0 s, in a 6 s file) and every one of those pre-roll frames counts as decoded, so
+  // "10 more decoded frames" was already true at `seeked` and, on a loaded machine,
+  // currentTime had not moved yet (the flake: 3.08 s after a seek to 3.08 s).
   const target = meta.duration / 2;
   const framesBefore = await player.evaluate((t) => {
     const v = document.getElementById("recording");
     globalThis.seekedAt = null;
-    v.addEventListener("seeked", () => { globalThis.seekedAt = v.currentTime; }, { once: true });
+    globalThis.shownAfterSeek = [];
+    const onFrame = (_now, frame) => {
+      if (globalThis.seekedAt !== null) globalThis.shownAfterSeek.push(frame.mediaTime);
+      v.requestVideoFrameCallback(onFrame);
+    };
+    v.requestVideoFrameCallback(onFrame);
+    v.addEventListener("seeked", () => {
+      globalThis.seekedAt = v.currentTime;
+      globalThis.decodedAtSeeked = v.getVideoPlaybackQuality().totalVideoFrames;
+    }, { once: true });
     v.currentTime = t;
     return v.getVideoPlaybackQuality().totalVideoFrames;
   }, target);
   await waitFor(player, "the seek to finish", () => globalThis.seekedAt !== null);
   const seekedAt = await player.evaluate(() => globalThis.seekedAt);
   check(Math.abs(seekedAt - target) < 0.5, `the seek landed at ${seekedAt} s (asked ${target} s)`);
-  await waitFor(player, "frames after the seek", (before) => {
-    const v = document.getElementById("recording");
-    return v.getVideoPlaybackQuality().totalVideoFrames >= before + 10;
-  }, framesBefore);
+  const decodedAtSeeked = await player.evaluate(() => globalThis.decodedAtSeeked);
+  console.log(`seek: ${framesBefore} frames decoded before, ${decodedAtSeeked} at seeked (pre-roll from the keyframe)`);
+  await waitFor(player, "10 frames shown past the seek point", (from) =>
+    globalThis.shownAfterSeek.filter((t) => t > from).length >= 10, seekedAt);
   const quality = await player.evaluate(() => {
     const v = document.getElementById("recording");
     const q = v.getVideoPlaybackQuality();

@@ -45,6 +45,10 @@ pub(crate) const PAGES: &[(&str, EmbeddedFile)] = &[
     ("/inbox", embed!("pages", "inbox.html")),
     ("/meeting", embed!("pages", "meeting.html")),
     ("/tv", embed!("pages", "tv.html")),
+    ("/replay", embed!("pages", "replay.html")),
+    ("/meeting-console", embed!("pages", "meeting-console.html")),
+    ("/expert", embed!("pages", "expert.html")),
+    ("/meeting-report", embed!("pages", "meeting-report.html")),
 ];
 
 /// Files served at `/static/<name>` (scripts, styles, images), from `web/static/`.
@@ -71,6 +75,12 @@ pub(crate) const STATIC_FILES: &[EmbeddedFile] = &[
     embed!("static", "meeting.css"),
     embed!("static", "tv.js"),
     embed!("static", "tv.css"),
+    embed!("static", "replay.js"),
+    embed!("static", "replay.css"),
+    embed!("static", "meeting-console.js"),
+    embed!("static", "meeting-console.css"),
+    embed!("static", "expert.js"),
+    embed!("static", "meeting-report.js"),
 ];
 
 /// `Cache-Control` for every file: the browser keeps a copy but asks again each time, and

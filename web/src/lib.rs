@@ -9,7 +9,7 @@
 //!
 //! | path | what it is |
 //! | --- | --- |
-//! | `web/pages/*.html` | pages, each served at its own route (`live-state.html` at `/`, `publish.html` at `/publish`, `watch.html` at `/watch`, `console.html` at `/console`, `inbox.html` at `/inbox`, `meeting.html` at `/meeting`, `tv.html` at `/tv`) |
+//! | `web/pages/*.html` | pages, each served at its own route (`live-state.html` at `/`, `publish.html` at `/publish`, `watch.html` at `/watch`, `console.html` at `/console`, `inbox.html` at `/inbox`, `meeting.html` at `/meeting`, `tv.html` at `/tv`, `meeting-console.html` at `/meeting-console`, `expert.html` at `/expert`, `meeting-report.html` at `/meeting-report`, `replay.html` at `/replay`) |
 //! | `web/static/*` | scripts, styles and images, served at `/static/<name>` |
 //! | `web/static/rootcast-client.js` | the protocol client every page uses: connect, subscribe, publish, RPC, presence, history, ping/pong, reconnect with recovery |
 //! | `web/static/i18n.js` | language choice (zh-CN / English) and number/duration formatting |
@@ -21,6 +21,10 @@
 //! | `web/static/api.js`, `session-ui.js`, `directive-text.js` | what the directive pages share: REST calls with the login's bearer token, the login form and badge, their zh-CN/English text |
 //! | `web/static/meeting-live.js`, `meeting.js`, `meeting.css` | a meeting's live state (join, channels, reload after reconnect) and WHEP player (retries, restarts, audio only on a weak link); the viewer page (video, announcement banner, Q&A, chat) |
 //! | `web/static/tv.js`, `tv.css` | the meeting-room TV: full-screen video, announcement and directive banners, the question on screen, the join link; recovers by itself |
+//! | `web/static/meeting-console.js`, `meeting-console.css` | the moderator's meeting console (`?id=`: go live, end, announcements, the Q&A queue, chat moderation, live attendance with reminders; without `id`: the meeting list and a schedule form); the CSS is shared with the next two |
+//! | `web/static/expert.js` | the expert desk: the questions assigned to the logged-in expert, live, answered publicly or privately |
+//! | `web/static/meeting-report.js` | a meeting's attendance report per unit and its CSV download |
+//! | `web/static/replay.js`, `replay.css` | an ended meeting's replay (`?id=`): its recordings in one `<video>`, one after the other, beside its questions, votes and public answers; selecting a question seeks to when it was asked |
 //! | `web/static/markdown.js` | the Markdown subset of directives, rendered by building elements (never as HTML), links only to http(s) |
 //! | `web/static/org-tree.js` | the org tree on the client: target resolution as the hub does it, per-subtree and per-level roll-up |
 //! | `src/catalog.rs` | the table of embedded files and the headers worked out once per file |

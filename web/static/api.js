@@ -1,6 +1,6 @@
 // api.js — the REST API under `/api/v1/` for rootcast's pages: a login kept in
 // `sessionStorage` (one per tab and page), `fetch` with the bearer token, and errors as
-// `ApiError` carrying the hub's `{"error":{"code","message"}}`.
+// `ApiError` carrying the hub's `{"error":{"code","message","retry_after"}}`.
 //
 //   import { Session, ApiError } from "./api.js";
 //   const session = new Session("console");
@@ -8,17 +8,30 @@
 //   const units = await session.get("/api/v1/org/units");
 //   await session.post("/api/v1/directives", {...});
 
-/** A failed call: HTTP `status` (0 when the network failed), the hub's `code` and message.
- * `unsupported` is true when the route does not exist on this hub (404/405 without the
- * hub's JSON error body), so a page can say a feature is not available yet. */
+/** A failed call: HTTP `status` (0 when the network failed), the hub's stable `code`
+ * (`forbidden`, `too_many_requests`, …; "" when the reply had no JSON error) and its
+ * message (English, for people: pages decide on `status`, `code` and `retryAfter`, never
+ * on the message's words). `retryAfter` is the seconds to wait before trying again (the
+ * body's `retry_after`, else the `Retry-After` header), or null. `unsupported` is true
+ * when the route does not exist on this hub (404/405 without the hub's JSON error body),
+ * so a page can say a feature is not available yet. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, { retryAfter = null } = {}) {
     super(message || code || `HTTP ${status}`);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;
     this.unsupported = (status === 404 || status === 405) && !code;
   }
+}
+
+/** Whole seconds from a `retry_after` value or a `Retry-After` header (seconds only; an
+ * HTTP date is not used by the hub), or null. */
+function seconds(value) {
+  if (value === null || value === undefined || value === "") return null;
+  const number = Number(value);
+  return Number.isFinite(number) && number >= 0 ? Math.ceil(number) : null;
 }
 
 /** Longest wait for one REST call. */
@@ -50,7 +63,8 @@ export async function request(method, path, { token, body } = {}) {
   }
   if (!response.ok) {
     const error = json?.error;
-    throw new ApiError(response.status, error?.code ?? "", error?.message ?? text.slice(0, 200));
+    const retryAfter = seconds(error?.retry_after) ?? seconds(response.headers.get("Retry-After"));
+    throw new ApiError(response.status, error?.code ?? "", error?.message ?? text.slice(0, 200), { retryAfter });
   }
   return json;
 }

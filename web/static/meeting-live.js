@@ -11,12 +11,22 @@
 // Listeners hear one `change` event (detail: `{what}`) per change.
 //
 // `MeetingPlayer` plays the meeting's stream in a `<video>`: WHEP with retries after a
-// growing delay (at most 5 s); a new session when the peer connection fails, stays
-// disconnected for 3 s, does not connect within 15 s or decodes no frame (audio only:
-// receives no packet) for 4 s (the relay or the publisher restarted); and the audio layer
+// growing delay (at most 5 s; every 1 s while the relay answers 404, i.e. the publisher is
+// not back yet); a new session when the peer connection fails, stays disconnected for 3 s,
+// decodes no frame (audio only: receives no packet) for 4 s (the relay or the publisher
+// restarted, the network went; 10 s while video packets still arrive and only the decoder
+// is behind), or when an attempt is stuck: no answer to its offer 4 s
+// after it was sent (a request lost in a network outage is not waited for), not connected
+// 6 s after the answer or 15 s after it began. A lost session is closed at once, without a
+// DELETE that could hang on a dead network and hold one of the browser's few connections
+// to the hub; closing tells the relay when it can still be told. When a session plays again
+// after one was lost, `onRecovered` is called (the TV reloads the meeting's state then: the
+// hub's pushes may still be stuck behind the outage). And the audio layer
 // (`POST <session>/layer {"layer":"audio"}`) while the link is weak (over 8% of packets
-// lost in a 5 s window, or under 1 frame decoded per second with packets still arriving);
-// it asks for `auto` again after 30 s of a good link.
+// lost in a 5 s window, or under 1 frame decoded per second with packets still arriving,
+// unless the video's packets arrive whole and only the decoder is behind); it asks for
+// `auto` again after 30 s of a good link, and a new session after a lost one starts with
+// video.
 
 import { RootcastClient, State, websocketUrl } from "./rootcast-client.js";
 import { ApiError, request } from "./api.js";
@@ -298,35 +308,55 @@ export function sortQuestions(questions, sort) {
 
 /** Loss share above which a 5 s window counts as a weak link. */
 const WEAK_LOSS = 0.08;
+/** Video packets per second (with loss under `DECODER_BEHIND_LOSS`) that mean the link
+ * carries the video even when few frames are decoded. */
+const DECODER_BEHIND_VIDEO_RATE = 10;
+const DECODER_BEHIND_LOSS = 0.02;
 /** How long the link must stay good before video is asked for again. */
 const RECOVER_AFTER_MS = 30_000;
 /** No frame decoded for this long while live: the session is restarted. */
 const STALL_MS = 4_000;
+/** The same while the video's packets still arrive (the decoder is behind). */
+const DECODER_STALL_MS = 10_000;
 /** Longest wait between two WHEP attempts. */
 const MAX_RETRY_MS = 5_000;
 /** A connected session that stays disconnected this long is restarted. */
 const DISCONNECTED_MS = 3_000;
-/** A session that has not connected this long after its offer is restarted. */
+/** A session that has not connected this long after it began is restarted. */
 const CONNECT_TIMEOUT_MS = 15_000;
+/** An offer with no answer this long after it was sent is given up (its request may have
+ * been sent into a network outage and wait for TCP's retransmissions). */
+const ANSWER_TIMEOUT_MS = 4_000;
+/** A session that has not connected this long after the relay answered is restarted. */
+const ICE_TIMEOUT_MS = 6_000;
+/** Wait between attempts while the relay answers 404 (the stream has no publisher yet). */
+const WAITING_RETRY_MS = 1_000;
 
 /**
  * Plays `media` (`{whep, token}`) in `video`. `onChange()` is called when `phase`
- * (idle | connecting | live | reconnecting), `audioOnly` or `notice` change. `sessions`
- * counts the WHEP sessions that connected, `framesDecoded` the current one's frames,
- * `checkedAt` when the once-a-second check last ran (`performance.now()`).
+ * (idle | connecting | live | reconnecting), `audioOnly` or `notice` change; `onRecovered()`
+ * when a session connects after the one before it was lost. `sessions` counts the WHEP
+ * sessions that connected, `framesDecoded` the current one's frames, `checkedAt` when the
+ * once-a-second check last ran (`performance.now()`), `lost` the sessions given up and
+ * `lastLoss` why the last one was (for tests and the console).
  */
 export class MeetingPlayer {
   #video;
   #onChange;
+  #onRecovered;
   #media = null;
   #current = null;
   #retryTimer = null;
   #attempt = 0;
   #monitor = null;
+  #hadLoss = false;
 
-  constructor(video, onChange = () => {}) {
+  constructor(video, onChange = () => {}, { onRecovered = () => {} } = {}) {
     this.#video = video;
     this.#onChange = onChange;
+    this.#onRecovered = onRecovered;
+    this.lost = 0;
+    this.lastLoss = null;
     this.phase = "idle";
     this.audioOnly = false;
     this.weak = false;
@@ -357,7 +387,7 @@ export class MeetingPlayer {
       if (this.phase === "idle") this.#connect();
       return;
     }
-    this.#drop();
+    this.#drop(false);
     clearTimeout(this.#retryTimer);
     this.#attempt = 0;
     if (media) this.#connect();
@@ -366,10 +396,12 @@ export class MeetingPlayer {
 
   /** Called when the hub is back after a break: a session that is not playing (no frame
    * for 2 s — no packet when audio only — and older than 3 s) starts again at once instead
-   * of waiting for its timers. */
+   * of waiting for its timers; an attempt under way keeps its chance, but if it fails the
+   * next one follows at once (the hub being back says the relay very likely is too). */
   nudge() {
     const current = this.#current;
     if (!this.#media) return;
+    this.#attempt = 0;
     // Audio-only sessions count as playing only while packets still arrive: after a
     // server restart the old session is dead even if Chromium has not noticed yet.
     const lastMediaAt = this.audioOnly ? current?.lastPacketAt : current?.lastFrameAt;
@@ -377,8 +409,13 @@ export class MeetingPlayer {
     // A session still being set up gets its chance.
     const young = current && performance.now() - current.startedAt < 3_000;
     if (playing || young) return;
-    this.#attempt = 0;
-    this.#restart(this.notice);
+    if (this.#retryTimer) {
+      // Waiting between attempts: the next one now.
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = setTimeout(() => this.#connect(), 0);
+      return;
+    }
+    this.#restart(this.notice, "nudge");
   }
 
   /** Audio only by choice (`true`) or back to automatic. */
@@ -393,16 +430,36 @@ export class MeetingPlayer {
     this.#onChange();
   }
 
-  #drop() {
+  /** Ends the current session: a lost one (`lost`) by closing its peer connection only,
+   * a good one with a DELETE to the relay first. */
+  #drop(lost) {
     const current = this.#current;
     this.#current = null;
-    current?.stop();
+    if (!current) return;
+    if (lost) current.pc.close();
+    else current.stop().catch(() => {});
   }
 
-  #restart(notice) {
-    this.#drop();
+  /** Gives the current session up (`why`, for `lastLoss`) and tries again after a delay:
+   * 250 ms first, then growing (at most 5 s), or every second while `waiting` (the relay
+   * said 404: no publisher yet). */
+  #restart(notice, why, { waiting = false } = {}) {
+    const current = this.#current;
+    this.lastLoss = why;
+    this.#drop(true);
+    if (current?.connected) {
+      this.#hadLoss = true;
+      this.lost += 1;
+      // The next session starts with video and measures the link afresh: what made this
+      // one weak (the relay, the path, a busy moment) may be gone.
+      if (this.weak) {
+        this.weak = false;
+        this.#applyLayer();
+      }
+    }
     clearTimeout(this.#retryTimer);
-    const delay = this.#attempt === 0 ? 250 : Math.min(MAX_RETRY_MS, backoffMs(this.#attempt - 1));
+    let delay = this.#attempt === 0 ? 250 : Math.min(MAX_RETRY_MS, backoffMs(this.#attempt - 1));
+    if (waiting) delay = Math.min(delay, WAITING_RETRY_MS);
     this.#attempt += 1;
     this.#set(this.sessions > 0 ? "reconnecting" : "connecting", notice);
     this.#retryTimer = setTimeout(() => this.#connect(), delay);
@@ -422,14 +479,18 @@ export class MeetingPlayer {
     });
     const current = {
       pc,
-      stop: () => pc.close(),
+      stop: async () => pc.close(),
       layerUrl: null,
+      // `postAt` and `answeredAt` of the offer (set by `startSession`).
+      timing: {},
       token: media.token,
       startedAt: performance.now(),
       lastFrames: 0,
       lastFrameAt: performance.now(),
       lastPackets: 0,
       lastPacketAt: performance.now(),
+      lastVideoPackets: 0,
+      lastVideoPacketAt: 0,
       notConnectedSince: null,
       window: [],
     };
@@ -440,7 +501,8 @@ export class MeetingPlayer {
       if (this.#current !== current) return;
       if (pc.connectionState === "connected") {
         this.#attempt = 0;
-        if (!current.connected) {
+        const first = !current.connected;
+        if (first) {
           this.sessions += 1;
           // The first frame (and packet) is due from now on.
           current.lastFrameAt = performance.now();
@@ -448,14 +510,19 @@ export class MeetingPlayer {
         }
         current.connected = true;
         this.#set("live", null);
+        if (first && this.#hadLoss) {
+          this.#hadLoss = false;
+          this.#onRecovered();
+        }
       } else if (pc.connectionState === "failed" || pc.connectionState === "closed") {
-        this.#restart({ key: "videoLost" });
+        this.#restart({ key: "videoLost" }, `connection ${pc.connectionState}`);
       }
     });
     try {
       const url = new URL(media.whep, globalThis.location.href).href;
-      const whep = await startSession(pc, url, media.token);
+      const whep = await startSession(pc, url, media.token, current.timing);
       if (this.#current !== current) {
+        // Given up meanwhile (or replaced): the relay may have a session for it.
         await whep.stop();
         return;
       }
@@ -465,7 +532,11 @@ export class MeetingPlayer {
     } catch (error) {
       if (this.#current !== current) return;
       const status = error instanceof WhipError ? error.status : 0;
-      this.#restart({ key: status === 404 ? "videoWaiting" : "videoFailed", params: { status, reason: error.message } });
+      this.#restart(
+        { key: status === 404 ? "videoWaiting" : "videoFailed", params: { status, reason: error.message } },
+        `offer refused (${status})`,
+        { waiting: status === 404 },
+      );
     }
   }
 
@@ -493,25 +564,41 @@ export class MeetingPlayer {
     const state = current.pc.connectionState;
     if (state === "connected") current.notConnectedSince = null;
     else current.notConnectedSince ??= now;
-    const stuck = current.connected
-      ? current.notConnectedSince != null && now - current.notConnectedSince > DISCONNECTED_MS
-      : now - current.startedAt > CONNECT_TIMEOUT_MS;
-    // Stalled: no frame (no packet at all when audio only) for STALL_MS.
+    const { postAt, answeredAt } = current.timing;
+    let stuck = null;
+    if (current.connected) {
+      if (current.notConnectedSince != null && now - current.notConnectedSince > DISCONNECTED_MS) stuck = `${state} for ${DISCONNECTED_MS} ms`;
+    } else if (now - current.startedAt > CONNECT_TIMEOUT_MS) {
+      stuck = "not connected in time";
+    } else if (postAt != null && answeredAt == null && now - postAt > ANSWER_TIMEOUT_MS) {
+      stuck = "no answer to the offer";
+    } else if (answeredAt != null && now - answeredAt > ICE_TIMEOUT_MS) {
+      stuck = "not connected after the answer";
+    }
+    // Stalled: no frame (no packet at all when audio only) for STALL_MS; while the video's
+    // packets still arrive (a busy machine's decoder is behind, a keyframe is on its way) it
+    // gets DECODER_STALL_MS.
     const lastMediaAt = this.audioOnly ? current.lastPacketAt : current.lastFrameAt;
-    const stalled = current.connected && now - lastMediaAt > STALL_MS;
-    if (stuck || stalled) {
-      this.#restart({ key: "videoLost" });
+    const videoFlowing = !this.audioOnly && now - current.lastVideoPacketAt < 1_500;
+    const stallAfter = videoFlowing ? DECODER_STALL_MS : STALL_MS;
+    if (!stuck && current.connected && now - lastMediaAt > stallAfter) stuck = this.audioOnly ? "no packet" : "no frame";
+    if (stuck) {
+      this.#restart({ key: "videoLost" }, stuck);
       return;
     }
     if (state !== "connected") return;
     let frames = 0;
     let received = 0;
     let lost = 0;
+    let video = 0;
     for (const entry of (await current.pc.getStats()).values()) {
       if (entry.type !== "inbound-rtp") continue;
       received += entry.packetsReceived ?? 0;
       lost += Math.max(0, entry.packetsLost ?? 0);
-      if (entry.kind === "video") frames += entry.framesDecoded ?? 0;
+      if (entry.kind === "video") {
+        frames += entry.framesDecoded ?? 0;
+        video += entry.packetsReceived ?? 0;
+      }
     }
     if (this.#current !== current) return;
     this.framesDecoded = frames;
@@ -523,14 +610,22 @@ export class MeetingPlayer {
       current.lastPackets = received;
       current.lastPacketAt = now;
     }
-    current.window.push({ at: now, frames, received, lost });
+    if (video > current.lastVideoPackets) {
+      current.lastVideoPackets = video;
+      current.lastVideoPacketAt = now;
+    }
+    current.window.push({ at: now, frames, received, lost, video });
     while (current.window.length > 0 && now - current.window[0].at > 5_000) current.window.shift();
     const first = current.window[0];
     if (!first || now - first.at < 4_000) return;
     const packets = received - first.received + (lost - first.lost);
     const lossShare = packets > 0 ? (lost - first.lost) / packets : 0;
     const fps = ((frames - first.frames) * 1000) / (now - first.at);
-    const weak = lossShare > WEAK_LOSS || (!this.audioOnly && first.frames > 0 && packets > 0 && fps < 1);
+    // Video packets arriving whole but few frames decoded: the decoder is behind (a busy
+    // machine), which audio only would not mend; the link is not weak.
+    const videoRate = ((video - first.video) * 1000) / (now - first.at);
+    const decoderBehind = videoRate >= DECODER_BEHIND_VIDEO_RATE && lossShare < DECODER_BEHIND_LOSS;
+    const weak = lossShare > WEAK_LOSS || (!this.audioOnly && first.frames > 0 && packets > 0 && fps < 1 && !decoderBehind);
     if (weak && !this.weak) {
       this.weak = true;
       current.goodSince = null;

@@ -174,6 +174,27 @@ function renderMeeting() {
   else if (room.status === "live") status.textContent = t("meeting.live");
   else if (room.status === "ended") status.textContent = t("meeting.ended");
   else status.textContent = t("meeting.scheduled", { time: formatDateTime(meeting.starts_at, model.lang) });
+  renderReplayLink(meeting && room.status === "ended" ? meeting.id : null);
+}
+
+/** The label of the link to an ended meeting's replay page, per language. */
+const REPLAY_LINK_TEXT = { en: "Watch the recording and its questions", "zh-CN": "观看录像回放及提问" };
+
+/** After the meeting ended: a link to its replay (`/replay?id=…`) beside the status. */
+function renderReplayLink(meetingId) {
+  let link = $("replay-link");
+  if (!meetingId) {
+    link?.remove();
+    return;
+  }
+  if (!link) {
+    link = document.createElement("a");
+    link.dataset.testid = "replay-link";
+    link.className = "secondary-button replay-link";
+    $("meeting-status").after(link);
+  }
+  link.href = `/replay?id=${encodeURIComponent(meetingId)}`;
+  link.textContent = REPLAY_LINK_TEXT[model.lang] ?? REPLAY_LINK_TEXT.en;
 }
 
 function renderVideo() {
@@ -333,20 +354,38 @@ async function ask(event) {
   }
 }
 
-/** The server's refusal of a chat message as a key of TEXT (its message is in English). */
-function chatRefusal(error) {
-  const message = String(error?.message ?? "");
-  const seconds = Number(/(\d+)\s*s\b/.exec(message)?.[1] ?? 0);
-  if (error?.status === 429) return { key: /slow mode/i.test(message) ? "refusal.slow" : "refusal.rate", params: { seconds } };
-  if (error?.status === 403 && /banned/i.test(message)) return { key: "refusal.banned" };
-  if (error?.status === 403 && /timed out/i.test(message)) return { key: "refusal.timeout", params: { seconds } };
-  if (error?.status === 403 && /closed/i.test(message)) return { key: "refusal.closed" };
-  if (error?.status === 409) return { key: "refusal.ended" };
-  if (error?.status === 422 && /blocked/i.test(message)) return { key: "refusal.blocked" };
-  if (error?.status === 422 && /at most/i.test(message)) {
-    return { key: "refusal.tooLong", params: { max: Number(/at most (\d+)/i.exec(message)?.[1] ?? 0) } };
+/** The server's refusal of a chat message as a key of TEXT, decided on the reply's status,
+ * code and `retry_after` (never on its English words). A 403 (closed chat, ban or timeout)
+ * and a 422 (blank, too long, blocked word) are told apart by reading the chat's state
+ * again: its settings, the caller's sanction and the longest message allowed. */
+async function chatRefusal(error, text) {
+  const code = error?.code ?? "";
+  if (error?.status === 429 && code === "too_many_requests") {
+    const seconds = error.retryAfter ?? 1;
+    return { key: room?.chatSettings?.slow_mode_seconds > 0 ? "refusal.slow" : "refusal.rate", params: { seconds } };
   }
-  if (error?.status === 422 && /empty|blank/i.test(message)) return { key: "refusal.empty" };
+  if (error?.status === 409 && code === "conflict") return { key: "refusal.ended" };
+  if ((error?.status === 403 && code === "forbidden") || (error?.status === 422 && code === "unprocessable")) {
+    let chat = null;
+    try {
+      chat = await session.get(`/api/v1/meetings/${encodeURIComponent(model.meetingId)}/chat?limit=1`);
+    } catch {
+      // Decided on what the page knows already.
+    }
+    if (error.status === 403) {
+      const sanction = chat?.you?.sanction;
+      if (sanction?.kind === "ban") return { key: "refusal.banned" };
+      if (sanction?.kind === "timeout") {
+        return { key: "refusal.timeout", params: { seconds: Math.max(1, Math.ceil((sanction.until - Date.now()) / 1000)) } };
+      }
+      if ((chat?.settings ?? room?.chatSettings)?.enabled === false) return { key: "refusal.closed" };
+    } else {
+      if (!text.trim()) return { key: "refusal.empty" };
+      const max = chat?.limits?.max_message_length;
+      if (max && [...text.trim()].length > max) return { key: "refusal.tooLong", params: { max } };
+      if (max) return { key: "refusal.blocked" };
+    }
+  }
   return { key: "chatFailed", params: { reason: describeError(error, t) } };
 }
 
@@ -361,7 +400,7 @@ async function sendChat(event) {
     input.value = "";
     model.chatStatus = reply?.message?.state === "held" ? { key: "held", kind: "info" } : null;
   } catch (error) {
-    model.chatStatus = { ...chatRefusal(error), kind: "error" };
+    model.chatStatus = { ...(await chatRefusal(error, text)), kind: "error" };
   } finally {
     $("chat-send").disabled = false;
     renderChat();

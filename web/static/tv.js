@@ -10,11 +10,17 @@
 // The meeting's state comes from `MeetingRoom` (meeting-live.js), which reconnects the
 // WebSocket (at most 3 s between attempts) and reloads the whole state after every
 // reconnect; the video from `MeetingPlayer`: a new WHEP session with backoff when the
-// connection fails or the stream stops, audio only while the link is weak. Directives
+// connection fails or the stream stops, audio only while the link is weak. When the video
+// comes back after it was lost, the state is reloaded too: after a network outage the
+// WebSocket may take seconds more to deliver what was pushed meanwhile. Directives
 // arrive on `unit:<unit id>`, to which the hub subscribes the login's connection itself.
 //
-// The hub has no route that draws a QR code for a meeting link (only for unit credentials),
-// so the join box shows the link as text.
+// The join box shows the viewer page's address as a QR code and as text, both from
+// `GET /api/v1/meetings/{id}/join-link` (the hub builds the link from the address this
+// screen reached it on and draws the code as SVG); the SVG goes into an <img> as a `data:`
+// URL, so nothing in it can run and the page's CSP (`img-src 'self' data:`) allows it.
+// Until that answer arrives (or when it fails; tried again with each state reload) the text
+// is built here and there is no code.
 
 import { applyText, chooseLanguage, format, nextLanguage, saveLanguage } from "./i18n.js";
 import { ApiError, Session } from "./api.js";
@@ -29,7 +35,8 @@ const TEXT = {
     fullscreen: "Full screen",
     newDirective: "New directive",
     onScreen: "Question",
-    joinLabel: "Join on your phone: open",
+    joinLabel: "Scan to join on your phone, or open",
+    joinQrAlt: "QR code of {link}",
     votes: "▲ {votes}",
     "state.connecting": "Connecting",
     "state.live": "Live",
@@ -58,7 +65,8 @@ const TEXT = {
     fullscreen: "全屏",
     newDirective: "新指令",
     onScreen: "提问",
-    joinLabel: "在手机上打开以加入",
+    joinLabel: "用手机扫码加入，或打开",
+    joinQrAlt: "{link} 的二维码",
     votes: "▲ {votes}",
     "state.connecting": "连接中",
     "state.live": "在线",
@@ -95,6 +103,7 @@ const model = {
   fixedMeeting: params.get("meeting") ?? "",
   message: null, // {key, params}
   directive: null, // {title, priority}
+  join: null, // {meeting, link, qr_svg} from the hub, for the open meeting
 };
 const session = new Session("tv");
 let room = null;
@@ -153,9 +162,36 @@ function render() {
   }
 
   $("join").hidden = !meeting || room.status === "ended";
-  if (meeting) {
-    $("join-link").textContent = new URL(`/meeting?id=${encodeURIComponent(meeting.id)}`, globalThis.location.href).href;
+  const join = meeting && model.join?.meeting === meeting.id ? model.join : null;
+  const link = join?.link ?? (meeting ? new URL(`/meeting?id=${encodeURIComponent(meeting.id)}`, globalThis.location.href).href : "");
+  $("join-link").textContent = link;
+  const qr = $("join-qr");
+  qr.hidden = !join;
+  const source = join ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(join.qr_svg)}` : "";
+  if (qr.getAttribute("src") !== source) {
+    if (source) qr.src = source;
+    else qr.removeAttribute("src");
   }
+  qr.alt = join ? t("joinQrAlt", { link }) : "";
+}
+
+/** Fetches the open meeting's join link and QR code once (again after a failure). */
+let joinLoading = null;
+function loadJoinLink() {
+  const id = room?.id;
+  if (!id || model.join?.meeting === id || joinLoading === id) return;
+  joinLoading = id;
+  session
+    .get(`/api/v1/meetings/${encodeURIComponent(id)}/join-link`)
+    .then((answer) => {
+      if (room?.id !== id || typeof answer?.qr_svg !== "string") return;
+      model.join = { meeting: id, link: answer.link, qr_svg: answer.qr_svg };
+      render();
+    })
+    .catch((error) => console.info("rootcast: no join QR code yet: %s", error.message))
+    .finally(() => {
+      if (joinLoading === id) joinLoading = null;
+    });
 }
 
 function renderVideo() {
@@ -199,7 +235,10 @@ async function openMeeting(id) {
   room.addEventListener("change", ({ detail }) => {
     player.setMedia(room.status === "live" ? room.media : null);
     // A reload follows every reconnect to the hub: the video may need a new session too.
-    if (detail.what === "all") player.nudge();
+    if (detail.what === "all") {
+      player.nudge();
+      loadJoinLink();
+    }
     if (room.status === "ended" && !model.fixedMeeting) {
       // The unit's next live meeting, when there is one.
       clearTimeout(lookTimer);
@@ -208,6 +247,7 @@ async function openMeeting(id) {
     render();
   });
   player.setMedia(room.status === "live" ? room.media : null);
+  loadJoinLink();
   render();
 }
 
@@ -275,7 +315,9 @@ async function enter() {
 }
 
 async function start() {
-  player = new MeetingPlayer($("video"), renderVideo);
+  // Video back after it was lost (a network outage, a relay restart): the hub's pushes of
+  // meanwhile may still be stuck behind TCP's retransmissions, so the state is read again.
+  player = new MeetingPlayer($("video"), renderVideo, { onRecovered: () => room?.reload() });
   globalThis.rootcastTv = { model, session, room: null, player };
   $("language").addEventListener("click", () => {
     model.lang = nextLanguage(model.lang);

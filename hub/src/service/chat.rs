@@ -456,8 +456,10 @@ impl Services {
         }
     }
 
-    /// The latest visible messages, the settings, the caller's sanction and the
-    /// subscription token for the chat channel; for moderators also the moderators'
+    /// The latest visible messages, the settings, the caller's sanction, the limits a
+    /// message must keep (`max_message_length`, so a page can say why a message was
+    /// refused without reading the error's words) and the subscription token for the
+    /// chat channel; for moderators also the moderators'
     /// channel, the held messages and the sanctions in force.
     pub(super) async fn chat_history(
         &self,
@@ -497,6 +499,7 @@ impl Services {
                 "sanction": sanction.as_ref().map(sanction_view),
             },
             "open": !access.ended,
+            "limits": {"max_message_length": node.config().chat.max_message_length},
         });
         if access.moderator {
             let channel = chat_moderator_channel(meeting);

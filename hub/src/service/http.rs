@@ -70,6 +70,7 @@ pub fn router(node: Arc<Node>, services: Arc<Services>) -> Router {
         .route("/api/openapi.json", get(openapi))
         .merge(super::meetings::routes())
         .merge(super::chat::routes())
+        .merge(super::recordings::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(AppState { node, services })
 }
@@ -88,7 +89,11 @@ async fn openapi() -> Response {
 /// of the meeting and chat fragments merged in.
 pub fn openapi_document() -> Value {
     let mut document: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
-    for fragment in [super::meetings::OPENAPI_PATHS, super::chat::OPENAPI_PATHS] {
+    for fragment in [
+        super::meetings::OPENAPI_PATHS,
+        super::chat::OPENAPI_PATHS,
+        super::recordings::OPENAPI_PATHS,
+    ] {
         let fragment: Value = serde_json::from_str(fragment).expect("OpenAPI fragment is JSON");
         for section in ["paths", "schemas"] {
             let Some(Value::Object(entries)) = fragment.get(section) else {

@@ -1,7 +1,7 @@
 //! Live meetings as people use them: schedule (title, agenda, start, an audience chosen
 //! like a directive's target), list, get, go live on a relay stream, end, join (the
-//! state now and the subscription tokens of the meeting's channels), and live
-//! announcements. Q&A is in [`super::qa`], attendance in [`super::attendance`]; both
+//! state now and the subscription tokens of the meeting's channels), the viewer page's
+//! link with its QR code (for the meeting-room screen), and live announcements. Q&A is in [`super::qa`], attendance in [`super::attendance`]; both
 //! check access through [`Services::meeting_access`], which the meeting chat uses too.
 //!
 //! # Who may do what
@@ -75,6 +75,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/meetings/{id}/live", post(go_live))
         .route("/api/v1/meetings/{id}/end", post(end_meeting))
         .route("/api/v1/meetings/{id}/join", post(join_meeting))
+        .route("/api/v1/meetings/{id}/join-link", get(join_link))
         .route(
             "/api/v1/meetings/{id}/announcements",
             get(list_announcements).post(announce),
@@ -538,6 +539,24 @@ impl Services {
         }))
     }
 
+    /// The viewer page's address for `id` on `base_url` (`http://host:port`, what the
+    /// caller reached the hub on) and the same link as a QR code in SVG, for a meeting-room
+    /// screen to show so members open the meeting on their phones. For whoever may join.
+    pub(super) async fn meeting_join_link(
+        &self,
+        who: &Principal,
+        id: &str,
+        base_url: &str,
+    ) -> Result<Value, ServiceError> {
+        self.meeting_access(who, id).await?;
+        let link = viewer_link(base_url, id);
+        Ok(json!({
+            "meeting": id,
+            "link": link,
+            "qr_svg": super::credentials::qr_svg(&link)?,
+        }))
+    }
+
     /// Pushes a live announcement to every watching screen.
     pub(super) async fn announce(
         &self,
@@ -676,6 +695,46 @@ pub(super) fn parse_optional<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// The viewer page of meeting `id` on `base_url`: `<base_url>/meeting?id=<id>`, the id
+/// percent-encoded (every byte but `A-Za-z0-9-._~`).
+pub(super) fn viewer_link(base_url: &str, id: &str) -> String {
+    let mut link = format!("{}/meeting?id=", base_url.trim_end_matches('/'));
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            link.push(char::from(byte));
+        } else {
+            link.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    link
+}
+
+/// `scheme://host[:port]` as the caller reached the hub: the `Host` header, and `https`
+/// when a proxy in front says so with `X-Forwarded-Proto: https`. 400 without a `Host`
+/// or with one that is not a host name or address with an optional port.
+pub(super) fn request_base_url(headers: &HeaderMap) -> Result<String, ServiceError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let plausible = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    if !plausible {
+        return Err(ServiceError::BadRequest(
+            "the request needs a Host header (host or address, optional port) to build the link"
+                .into(),
+        ));
+    }
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    Ok(format!("{}://{host}", if https { "https" } else { "http" }))
+}
+
 /// A CSV download.
 pub(super) fn csv_response(name: &str, text: String) -> Reply {
     Ok((
@@ -742,6 +801,19 @@ async fn join_meeting(
 ) -> Reply {
     let who = caller(&state, &headers).await?;
     ok(state.services.join_meeting(&who, &id).await?)
+}
+
+async fn join_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    let who = caller(&state, &headers).await?;
+    let base_url = request_base_url(&headers)?;
+    ok(state
+        .services
+        .meeting_join_link(&who, &id, &base_url)
+        .await?)
 }
 
 async fn announce(

@@ -44,7 +44,9 @@ mod feedback;
 pub mod http;
 mod meetings;
 mod qa;
+pub mod recordings;
 pub mod reminders;
+mod revocation;
 pub mod rpc;
 mod views;
 
@@ -61,6 +63,7 @@ use crate::store::{Store, StoreError};
 use crate::token::{TokenError, issue_hs256};
 
 pub use directives::{AckRequest, SendRequest, TargetRequest};
+pub use revocation::REVOCATION_SWEEP;
 
 /// How long the tokens a login returns are valid. Pages log in again after that.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -74,6 +77,8 @@ pub struct Services {
     token_secret: String,
     /// Meeting chat's slow mode and rate limit counts on this node.
     chat_limiter: chat_rules::Limiter,
+    /// Where meeting recordings are listed and served from (set by the binary).
+    recordings: std::sync::OnceLock<std::sync::Arc<dyn recordings::RecordingLibrary>>,
 }
 
 /// What went wrong, as the caller should hear it. Each kind has an HTTP status and an RPC
@@ -219,6 +224,7 @@ impl Services {
             store,
             token_secret: token_secret.to_owned(),
             chat_limiter: chat_rules::Limiter::default(),
+            recordings: std::sync::OnceLock::new(),
         })
     }
 

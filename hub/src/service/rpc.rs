@@ -166,6 +166,7 @@ pub fn register(services: &Arc<Services>, registry: &mut RpcRegistry) {
     }
     super::meetings::register_rpc(services, registry);
     super::chat::register_rpc(services, registry);
+    super::recordings::register_rpc(services, registry);
 }
 
 /// Data of a method that takes none (absent, `null` or `{}`).

@@ -26,6 +26,8 @@
 //! `account_id` `cred:<id>` and `username` `room:<label>`: it receives and reads its
 //! unit's directives but never acknowledges (see [`crate::auth::credential`]).
 
+use std::collections::HashSet;
+
 use crate::auth::credential::{self, PRINCIPAL_PREFIX, UnitCredential};
 use crate::auth::password::{DUMMY_HASH, check_password_length};
 use crate::auth::{
@@ -262,6 +264,30 @@ impl Store {
             return Err(StoreError::UnknownAccount(account_id.to_owned()));
         }
         Ok(())
+    }
+
+    /// Every principal that must not stay connected: the ids of disabled accounts and of
+    /// revoked room credentials (as [`Store::principal`] names them). Small: it grows by
+    /// one per disable or revoke.
+    pub async fn revoked_principals(&self) -> Result<HashSet<String>, StoreError> {
+        let (accounts, credentials): (Vec<String>, Vec<String>) = with_pool!(self, |pool| {
+            let accounts = sqlx::query_scalar("SELECT id FROM account WHERE disabled")
+                .fetch_all(pool)
+                .await?;
+            let credentials =
+                sqlx::query_scalar("SELECT id FROM unit_credential WHERE revoked_at IS NOT NULL")
+                    .fetch_all(pool)
+                    .await?;
+            (accounts, credentials)
+        });
+        Ok(accounts
+            .into_iter()
+            .chain(
+                credentials
+                    .into_iter()
+                    .map(|id| format!("{PRINCIPAL_PREFIX}{id}")),
+            )
+            .collect())
     }
 
     /// Disables or re-enables an account. A disabled account cannot log in, and

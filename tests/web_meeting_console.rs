@@ -1,0 +1,107 @@
+//! The moderator's meeting console, the expert desk and the attendance report in headless
+//! Chromium (`tests/web/meeting_console.mjs`): the moderator takes a meeting live from the
+//! console page and publishes the fake camera through the console's publish link; the
+//! meeting-room TV (`/tv`) and two viewer pages (`/meeting`) play it. A viewer asks,
+//! another votes, the moderator approves, puts it on screen and assigns it in the console,
+//! the expert answers in the expert desk (publicly, then privately); the moderator deletes
+//! a chat message, approves a held one and times a member out, all from the console; the
+//! console's attendance panel shows the watching units and reminds the others; the
+//! meeting ends from the console and the report page (and its CSV) matches what happened.
+//!
+//! Contained in a private network namespace `rc-mcon-<pid>` (`tests/common/browser.rs`
+//! says how and why); needs root, node, Chromium and playwright-core.
+
+mod common;
+
+use common::TestServer;
+use common::browser::{CONTAINED_RELAY_UDP_BIND, run_contained, run_node_script};
+use serde_json::{Value, json};
+
+/// Chat rules of the test server: a message with "spam" waits for a moderator.
+const CONFIG: &str = "[chat]\nfilter_words = [\"spam\"]\nfilter_mode = \"hold\"\n";
+
+#[test]
+fn a_moderator_runs_a_live_meeting_from_the_console_with_the_expert_desk_and_the_report() {
+    run_contained(
+        "rc-mcon",
+        "ROOTCAST_WEB_MEETING_CONSOLE_NETNS",
+        "a_moderator_runs_a_live_meeting_from_the_console_with_the_expert_desk_and_the_report",
+        || {
+            let env = [("ROOTCAST_RELAY_UDP_BIND", CONTAINED_RELAY_UDP_BIND)];
+            let server = TestServer::start_with_env(CONFIG, &env);
+            let admin = server.login_as("hq-admin", "admin", None);
+            let stations = county_stations(&server, &admin);
+            assert!(
+                stations.len() >= 4,
+                "four stations in xian-01: {stations:?}"
+            );
+
+            let moderator = account(&server, "xian-console-mod", "moderator", Some("xian"));
+            let expert = account(&server, "desk-expert", "expert", None);
+            let viewers: Vec<Value> = (0..2)
+                .map(|i| {
+                    account(
+                        &server,
+                        &format!("console-viewer-{i}"),
+                        "member",
+                        Some(&stations[i]),
+                    )
+                })
+                .collect();
+            let printed =
+                server.account(&["credential", "--unit", &stations[2], "--label", "room"]);
+            let credential = printed
+                .split_whitespace()
+                .find(|word| word.starts_with("rcu_"))
+                .unwrap_or_else(|| panic!("a credential in: {printed}"))
+                .to_owned();
+
+            // Stations 0-2 watch (two viewers and the TV); station 3 stays away.
+            let setup = json!({
+                "moderator": moderator,
+                "expert": expert,
+                "viewers": viewers,
+                "units": &stations[..4],
+                "screen": {"unit": stations[2], "credential": credential},
+                "absent": stations[3],
+            });
+            run_node_script(
+                "meeting_console.mjs",
+                &server,
+                &[("ROOTCAST_TEST_MEETING_CONSOLE", setup.to_string())],
+            );
+        },
+    );
+}
+
+/// The stations under county `xian-01` of the demo organisation.
+fn county_stations(server: &TestServer, token: &str) -> Vec<String> {
+    let (status, units) = server.rest("GET", "/api/v1/org/units", Some(token), None);
+    assert_eq!(status, 200, "{units}");
+    units
+        .as_array()
+        .expect("a list of units")
+        .iter()
+        .filter(|u| u["parent"] == "xian-01")
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Creates an account with `rootcast account add`; returns `{username, password}`.
+fn account(server: &TestServer, username: &str, role: &str, unit: Option<&str>) -> Value {
+    let password = format!("{username}-password");
+    let mut args = vec![
+        "add",
+        "--username",
+        username,
+        "--role",
+        role,
+        "--password",
+        &password,
+    ];
+    if let Some(unit) = unit {
+        args.extend(["--unit", unit]);
+    }
+    server.account(&args);
+    json!({"username": username, "password": password})
+}
