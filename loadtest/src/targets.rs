@@ -158,15 +158,24 @@ impl Target {
     }
 }
 
+/// The command that starts a server, pinned when asked. It inherits none of this process's
+/// `ROOTCAST_…` variables: `rootcast serve` refuses variables that name no config key, and
+/// the server's settings come from the config file written here.
 fn server_command(launch: &Launch, program: &Path) -> Command {
-    match launch.core {
+    let mut command = match launch.core {
         Some(core) => {
             let mut command = Command::new("taskset");
             command.args(["-c", &core.to_string()]).arg(program);
             command
         }
         None => Command::new(program),
+    };
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ROOTCAST_") {
+            command.env_remove(name);
+        }
     }
+    command
 }
 
 /// A configuration for `rootcast serve`: the default namespaces `rootcast serve` needs
