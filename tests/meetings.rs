@@ -131,8 +131,24 @@ async fn scope_and_bad_input_are_enforced_over_rest_and_rpc() {
     let (_, got) = server.rest("GET", &path, Some(&inside), None);
     assert_eq!(got["access"]["moderator"], false);
     assert_eq!(got["access"]["unit"], json!(stations[0]));
+    // Viewers get the number of targeted units, not the list (thousands of ids for a
+    // whole organisation, sent on every join); moderators get both.
+    assert_eq!(got["meeting"]["unit_count"], json!(stations.len() + 1));
+    assert!(got["meeting"].get("units").is_none(), "{got}");
+    assert_eq!(
+        got["meeting"]["expert_names"],
+        json!({ expert_id.as_str(): "expert" }),
+        "experts' display names"
+    );
+    let (_, joined) = server.rest("POST", &format!("{path}/join"), Some(&inside), None);
+    assert_eq!(joined["meeting"]["unit_count"], json!(stations.len() + 1));
+    assert!(joined["meeting"].get("units").is_none(), "{joined}");
     let (_, got) = server.rest("GET", &path, Some(&moderator), None);
     assert_eq!(got["access"]["moderator"], true);
+    assert_eq!(
+        got["meeting"]["units"].as_array().map(Vec::len),
+        Some(stations.len() + 1)
+    );
     let listed = |token: &str| -> Vec<Value> {
         let (status, list) = server.rest("GET", "/api/v1/meetings", Some(token), None);
         assert_eq!(status, 200, "{list}");

@@ -37,7 +37,20 @@ fn a_moderator_runs_a_live_meeting_from_the_console_with_the_expert_desk_and_the
             );
 
             let moderator = account(&server, "xian-console-mod", "moderator", Some("xian"));
-            let expert = account(&server, "desk-expert", "expert", None);
+            // The console must show the expert by this name, not by the account id.
+            let expert_name = "Dr. Wang (desk)";
+            server.account(&[
+                "add",
+                "--username",
+                "desk-expert",
+                "--role",
+                "expert",
+                "--password",
+                "desk-expert-password",
+                "--display-name",
+                expert_name,
+            ]);
+            let expert = json!({"username": "desk-expert", "password": "desk-expert-password"});
             let viewers: Vec<Value> = (0..2)
                 .map(|i| {
                     account(
@@ -60,6 +73,7 @@ fn a_moderator_runs_a_live_meeting_from_the_console_with_the_expert_desk_and_the
             let setup = json!({
                 "moderator": moderator,
                 "expert": expert,
+                "expert_name": expert_name,
                 "viewers": viewers,
                 "units": &stations[..4],
                 "screen": {"unit": stations[2], "credential": credential},

@@ -196,6 +196,13 @@ pub struct ClientConfig {
     /// Bytes a connection's outgoing queue may hold before the client is disconnected
     /// with 3008 "slow". Default 1 MiB.
     pub queue_max_size: usize,
+    /// After writing to a connection, how long its task waits before the next write, so
+    /// that what is published meanwhile goes out together in one write (Centrifugo's
+    /// `write_delay`). Each message waits at most this long; a connection receiving many
+    /// messages a second costs far fewer system calls and wake-ups (see
+    /// `docs/benchmarks.md`, the meeting benchmark). At most 1s. Default 0 (write at once).
+    #[serde(with = "duration")]
+    pub write_delay: Duration,
     /// Largest accepted incoming WebSocket message, in bytes. Default 65536.
     pub message_size_limit: usize,
     /// Most channels one connection may be subscribed to (3505 "channel limit" past it
@@ -430,6 +437,7 @@ impl Default for ClientConfig {
             stale_close_delay: Duration::from_secs(10),
             expired_close_delay: Duration::from_secs(25),
             queue_max_size: 1024 * 1024,
+            write_delay: Duration::ZERO,
             message_size_limit: 65536,
             channel_limit: 128,
             connection_limit: 0,

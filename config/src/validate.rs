@@ -8,6 +8,8 @@ use crate::duration::format;
 use crate::{Config, ConfigError, NamespaceOptions, Problem};
 
 const MIN_QUEUE_MAX_SIZE: usize = 1024;
+/// A longer write delay would hold every message past what a live page tolerates.
+const MAX_WRITE_DELAY: Duration = Duration::from_secs(1);
 const MIN_MESSAGE_SIZE_LIMIT: usize = 256;
 const MAX_MESSAGE_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 const MAX_CHANNEL_MAX_LENGTH: usize = 1024;
@@ -162,6 +164,16 @@ impl Config {
                     "must be at least {MIN_QUEUE_MAX_SIZE} bytes, got {}: a smaller queue \
                      disconnects clients for being slow on a single message",
                     client.queue_max_size
+                ),
+            );
+        }
+        if client.write_delay > MAX_WRITE_DELAY {
+            problems.add(
+                "client.write_delay",
+                format!(
+                    "must be at most {}, got {}: every message may wait that long",
+                    format(MAX_WRITE_DELAY),
+                    format(client.write_delay)
                 ),
             );
         }
@@ -462,9 +474,13 @@ mod tests {
         assert_rejects("client.message_size_limit", "got 16777217", |c| {
             c.client.message_size_limit = 16 * 1024 * 1024 + 1
         });
+        assert_rejects("client.write_delay", "at most 1s, got 1001ms", |c| {
+            c.client.write_delay = Duration::from_millis(1001)
+        });
         let mut config = Config::default();
         config.client.queue_max_size = 1024;
         config.client.message_size_limit = 16 * 1024 * 1024;
+        config.client.write_delay = Duration::from_secs(1);
         assert_eq!(problems(&config), [], "the bounds themselves are accepted");
     }
 

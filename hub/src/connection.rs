@@ -4,17 +4,20 @@
 //! small: it waits for whichever comes first — a client message, queued output, or the
 //! session's next deadline (ping, pong, expiry). Output is drained from the connection's
 //! queue into one WebSocket message per wake-up (frames joined with `\n`), so a burst of
-//! sixteen publications costs one system call, not sixteen.
+//! sixteen publications costs one system call, not sixteen. With `client.write_delay` the
+//! task also waits that long after each write, so a steady stream of publications (a
+//! large meeting's Q&A) is written in batches too, not only bursts.
 //!
 //! The driver is generic over the socket (`Stream` + `Sink` of axum messages) so it can
 //! be exercised with in-memory channels.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::client::ClientSession;
 use crate::codes::{CustomDisconnect, Disconnect};
@@ -46,14 +49,23 @@ where
     let mut deadline = session.next_deadline();
     let timer = tokio::time::sleep_until(deadline);
     tokio::pin!(timer);
+    // `client.write_delay`: after a write, output waits until this timer fires. Boxed and
+    // only made when configured, so a connection without a delay carries no timer.
+    let write_delay = node.config().client.write_delay;
+    let mut write_hold =
+        (!write_delay.is_zero()).then(|| Box::pin(tokio::time::sleep(Duration::ZERO)));
 
     let close = loop {
         tokio::select! {
             biased;
-            () = handle.outbound.ready() => {
+            () = output_ready(&handle, write_hold.as_mut()) => {
                 // Boxed: its state (the send, a timeout, a wake-up) exists only while
                 // writing, not for the whole life of an idle connection.
-                match Box::pin(write_queued(&mut socket, &handle, &mut session)).await {
+                let written = Box::pin(write_queued(&mut socket, &handle, &mut session)).await;
+                if let Some(hold) = write_hold.as_mut() {
+                    hold.as_mut().reset(Instant::now() + write_delay);
+                }
+                match written {
                     Written::Open => {}
                     Written::Close(disconnect) => break Some(disconnect),
                     Written::Broken(disconnect) => {
@@ -107,6 +119,15 @@ where
     }
     Box::pin(session.close()).await;
     node.metrics.connections.dec();
+}
+
+/// Resolves when the connection has output to write (or control requests to run), but
+/// not before `hold` (the write delay after the previous write) has fired.
+async fn output_ready(handle: &ConnHandle, hold: Option<&mut Pin<Box<Sleep>>>) {
+    if let Some(hold) = hold {
+        hold.as_mut().await;
+    }
+    handle.outbound.ready().await;
 }
 
 fn count_disconnect(node: &Node, disconnect: &CustomDisconnect) {

@@ -4,6 +4,7 @@
 #[macro_use]
 mod store_common;
 
+use rootcast_hub::auth::{NewAccount, Role};
 use rootcast_hub::directive::Target;
 use rootcast_hub::store::{
     MeetingScope, MeetingStatus, NewMeeting, NewQuestion, QuestionStatus, Store, StoreError,
@@ -12,6 +13,7 @@ use store_common::TestDb;
 
 conformance!(
     a_meeting_is_written_with_its_audience_and_listed_by_scope,
+    experts_are_listed_by_name,
     status_moves_only_forward,
     announcements_are_numbered_and_checked,
     one_vote_per_account_and_withdraw,
@@ -77,6 +79,49 @@ fn question(id: &str, meeting: &str, asker: &str, pending: bool) -> NewQuestion 
     }
 }
 
+async fn experts_are_listed_by_name(db: TestDb) {
+    let store = demo_store(&db).await;
+    let units = county_units(&store).await;
+    // The display name of an account; the id where there is no account row.
+    let expert = store
+        .create_account(
+            &NewAccount {
+                username: "wang".into(),
+                display_name: "Dr. Wang".into(),
+                role: Role::Expert,
+                unit: None,
+            },
+            None,
+            T0,
+        )
+        .await
+        .unwrap();
+    store
+        .create_meeting(&NewMeeting {
+            id: "m-experts".into(),
+            title: "Experts by name".into(),
+            agenda: String::new(),
+            starts_at: T0,
+            target: Target::subtree("xian-01"),
+            qa_preapproval: false,
+            units: units.clone(),
+            experts: vec![expert.id.clone(), "expert-1".into()],
+            created_by: "mod-1".into(),
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    let mut expected = vec![
+        (expert.id.clone(), "Dr. Wang".to_owned()),
+        ("expert-1".to_owned(), "expert-1".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(
+        store.meeting_expert_names("m-experts").await.unwrap(),
+        expected
+    );
+}
+
 async fn a_meeting_is_written_with_its_audience_and_listed_by_scope(db: TestDb) {
     let store = demo_store(&db).await;
     let units = schedule(&store, "m1", false).await;
@@ -91,6 +136,10 @@ async fn a_meeting_is_written_with_its_audience_and_listed_by_scope(db: TestDb) 
         store.meeting_experts("m1").await.unwrap(),
         vec!["expert-1".to_owned()],
         "experts are deduplicated"
+    );
+    assert_eq!(
+        store.meeting_unit_count("m1").await.unwrap(),
+        units.len() as i64
     );
     let leaf = &units[1].0;
     assert!(store.meeting_targets("m1", leaf).await.unwrap());

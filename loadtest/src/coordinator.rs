@@ -551,6 +551,7 @@ pub fn run(
         nats_bin: args.nats_bin.clone(),
         verbose: args.verbose,
         bench_history: scenario == "ws-reconnect-storm",
+        server_settings: Vec::new(),
     };
     let mut results = Vec::new();
     for round in 0..args.repeat {

@@ -69,6 +69,7 @@ async fn scenario(args: DirectiveArgs) -> anyhow::Result<()> {
         nats_bin: "nats-server".into(),
         verbose: false,
         bench_history: false,
+        server_settings: Vec::new(),
     };
     let target = Target::start_with_store(Kind::Rootcast, &launch, Some(STORE_FILE))?;
     let address = target.address.to_string();

@@ -59,7 +59,7 @@ use crate::meeting_worker::{
 };
 use crate::procfs;
 use crate::report;
-use crate::targets::{Launch, Target};
+use crate::targets::{Launch, Target, parse_server_setting};
 use crate::worker::unix_ns;
 
 const STORE_FILE: &str = "rootcast.db";
@@ -116,6 +116,9 @@ pub struct MeetingArgs {
     /// The `rootcast` binary (default: next to this one).
     #[arg(long)]
     pub rootcast_bin: Option<PathBuf>,
+    /// A server setting, `KEY=VALUE` (repeatable), e.g. `client.write_delay=25ms`.
+    #[arg(long = "server-set", value_name = "KEY=VALUE", value_parser = parse_server_setting)]
+    pub server_set: Vec<(String, String)>,
     #[arg(long)]
     pub verbose: bool,
 }
@@ -237,6 +240,7 @@ pub fn run(args: MeetingArgs) -> anyhow::Result<()> {
         nats_bin: "nats-server".into(),
         verbose: args.verbose,
         bench_history: false,
+        server_settings: args.server_set.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -56,6 +56,34 @@ pub struct Launch {
     /// rootcast: the `bench` namespace keeps history and forces recovery
     /// (`ws-reconnect-storm`); otherwise it keeps none.
     pub bench_history: bool,
+    /// rootcast: configuration settings on top of the generated file, as
+    /// (`client.write_delay`, `25ms`); passed as `ROOTCAST_CLIENT_WRITE_DELAY=25ms`.
+    pub server_settings: Vec<(String, String)>,
+}
+
+/// Parses `--server-set KEY=VALUE`: a dotted configuration key (`client.write_delay`)
+/// and its value, as `rootcast serve` takes them from `ROOTCAST_…` variables.
+pub fn parse_server_setting(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected KEY=VALUE, e.g. client.write_delay=25ms"))?;
+    let valid = !key.is_empty()
+        && !key.starts_with('.')
+        && !key.ends_with('.')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+    if !valid {
+        return Err(format!(
+            "{key:?}: a configuration key is lower-case words joined by dots, e.g. client.write_delay"
+        ));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// The environment variable `rootcast serve` reads configuration key `key` from.
+fn setting_variable(key: &str) -> String {
+    format!("ROOTCAST_{}", key.replace('.', "_").to_ascii_uppercase())
 }
 
 impl Target {
@@ -131,6 +159,9 @@ impl Target {
                     );
                 }
                 let mut command = server_command(launch, &launch.rootcast_bin);
+                for (key, value) in &launch.server_settings {
+                    command.env(setting_variable(key), value);
+                }
                 command
                     .arg("serve")
                     .arg("--config")
@@ -346,5 +377,33 @@ mod tests {
         assert_eq!(parsed.get("3008"), Some(&10));
         assert_eq!(parsed.get("3012"), Some(&2));
         assert_eq!(parsed.len(), 2);
+    }
+
+    #[test]
+    fn server_settings_become_the_variables_rootcast_reads() {
+        let (key, value) = super::parse_server_setting("client.write_delay=25ms").unwrap();
+        assert_eq!(
+            (key.as_str(), value.as_str()),
+            ("client.write_delay", "25ms")
+        );
+        assert_eq!(super::setting_variable(&key), "ROOTCAST_CLIENT_WRITE_DELAY");
+        let (key, value) = super::parse_server_setting("client.token.hmac_secret_key=a=b").unwrap();
+        assert_eq!(value, "a=b", "only the first '=' separates");
+        assert_eq!(
+            super::setting_variable(&key),
+            "ROOTCAST_CLIENT_TOKEN_HMAC_SECRET_KEY"
+        );
+        for bad in [
+            "client.write_delay",
+            "=1",
+            "Client.X=1",
+            "client.=1",
+            "a b=1",
+        ] {
+            assert!(
+                super::parse_server_setting(bad).is_err(),
+                "{bad:?} accepted"
+            );
+        }
     }
 }

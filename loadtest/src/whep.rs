@@ -301,6 +301,7 @@ pub fn run(args: WhepArgs) -> anyhow::Result<()> {
         nats_bin: "nats-server".into(),
         verbose: args.verbose,
         bench_history: false,
+        server_settings: Vec::new(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -321,7 +321,9 @@ try {
   await consolePage.click(`${cq} ${q("assign")}`);
   const eq = q(`eq-${questionId}`);
   await waitFor(expert, "the assigned question on the expert desk", (s) => document.querySelector(s) !== null, eq);
-  await waitFor(consolePage, "the assignment in the console", (s) => document.querySelector(`${s} [data-testid="question-meta"]`)?.textContent.includes("assigned to"), cq);
+  // The console names the expert (display name), not the account id.
+  const expertName = setup.expert_name;
+  await waitFor(consolePage, "the assignment in the console, by the expert's name", ([s, name]) => document.querySelector(`${s} [data-testid="question-meta"]`)?.textContent.includes(`assigned to ${name}`), [cq, expertName]);
   step("question asked, approved, voted, on screen and assigned from the console");
 
   // ---- the expert answers: publicly, then privately ----

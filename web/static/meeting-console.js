@@ -617,6 +617,11 @@ function renderAll() {
   renderAttendance();
 }
 
+/** An expert's display name (the meeting lists them), or the account id. */
+function expertName(accountId) {
+  return room?.meeting?.expert_names?.[accountId] ?? accountId;
+}
+
 // ---- list view ----
 
 function renderList() {
@@ -627,7 +632,7 @@ function renderList() {
       el("td", { text: meeting.title }),
       el("td", { text: formatDateTime(meeting.starts_at, model.lang) }),
       el("td", { text: t(`status.${meeting.status}`) }),
-      el("td", { text: formatCount(meeting.units?.length ?? 0, model.lang) }),
+      el("td", { text: formatCount(meeting.unit_count ?? 0, model.lang) }),
       el("td", { className: "mc-actions" }, [link, report]),
     ]);
     row.dataset.status = meeting.status;
@@ -686,7 +691,7 @@ function renderMeeting() {
   const status = $("meeting-status");
   status.dataset.status = room?.status ?? "";
   status.textContent = room?.status ? t(`status.${room.status}`) : "";
-  const units = meeting?.units?.length ?? 0;
+  const units = meeting?.unit_count ?? 0;
   const approval = t(meeting?.qa_preapproval ? "approval.on" : "approval.off");
   let when = "";
   if (meeting && room.status === "live") when = t("whenLive", { time: formatDateTime(meeting.live_at, model.lang), units, approval });
@@ -761,7 +766,7 @@ function questionItem(question) {
   const votes = el("span", { className: "vote-button", testId: "votes", text: t("votes", { votes: question.votes }) });
   const body = el("p", { className: "question-body", testId: "question-body", text: question.body });
   const meta = [askerText(question), formatDateTime(question.asked_at, model.lang), t(`qstatus.${question.status}`)];
-  if (question.assigned_to) meta.push(t("assignedTo", { expert: question.assigned_to }));
+  if (question.assigned_to) meta.push(t("assignedTo", { expert: expertName(question.assigned_to) }));
   if (question.merged_into) meta.push(t("mergedInto"));
   if (onScreen) meta.push(t("onScreen"));
   const info = el("span", { className: "muted", testId: "question-meta", text: meta.filter(Boolean).join(" · ") });
@@ -799,7 +804,7 @@ function questionItem(question) {
     if (experts.length > 0) {
       const select = el("select", { testId: "assign-select" }, [
         el("option", { text: t("unassigned"), attrs: { value: "" } }),
-        ...experts.map((expert) => el("option", { text: expert, attrs: { value: expert } })),
+        ...experts.map((expert) => el("option", { text: expertName(expert), attrs: { value: expert } })),
       ]);
       select.value = question.assigned_to ?? "";
       actions.append(

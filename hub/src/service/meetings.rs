@@ -213,6 +213,15 @@ struct AnnounceRequest {
     level: Option<String>,
 }
 
+/// How much of a meeting [`Services::meeting_view`] shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MeetingDetail {
+    /// Everything but the list of targeted units (their number only).
+    Summary,
+    /// With `units`, the ids of every targeted unit: for moderators.
+    WithUnits,
+}
+
 /// What one principal may do in one meeting (the answer of [`Services::meeting_access`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MeetingAccess {
@@ -385,7 +394,7 @@ impl Services {
             })
             .await?;
         tracing::info!(meeting = %meeting.id, units = audience.len(), by = %who.account_id, "meeting scheduled");
-        Ok(json!({"meeting": self.meeting_view(&meeting).await?}))
+        Ok(json!({"meeting": self.meeting_view(&meeting, MeetingDetail::WithUnits).await?}))
     }
 
     /// The meetings the caller may see, latest start first: all for an admin; those
@@ -405,7 +414,7 @@ impl Services {
         };
         let mut out = Vec::new();
         for meeting in self.store.meetings(&scope, LIST_LIMIT).await? {
-            out.push(self.meeting_view(&meeting).await?);
+            out.push(self.meeting_view(&meeting, MeetingDetail::Summary).await?);
         }
         Ok(Value::Array(out))
     }
@@ -418,8 +427,13 @@ impl Services {
     ) -> Result<Value, ServiceError> {
         let meeting = self.store.require_meeting(id).await?;
         let access = self.access_to(who, &meeting).await?;
+        let detail = if access.moderator {
+            MeetingDetail::WithUnits
+        } else {
+            MeetingDetail::Summary
+        };
         Ok(json!({
-            "meeting": self.meeting_view(&meeting).await?,
+            "meeting": self.meeting_view(&meeting, detail).await?,
             "access": access.view(),
         }))
     }
@@ -441,7 +455,7 @@ impl Services {
             .store
             .set_meeting_live(id, &stream, &who.account_id, now_ms())
             .await?;
-        let view = self.meeting_view(&live).await?;
+        let view = self.meeting_view(&live, MeetingDetail::Summary).await?;
         publish(
             node,
             &meeting_channel(id),
@@ -467,7 +481,7 @@ impl Services {
             .store
             .end_meeting(id, &who.account_id, now_ms())
             .await?;
-        let view = self.meeting_view(&ended).await?;
+        let view = self.meeting_view(&ended, MeetingDetail::Summary).await?;
         publish(
             node,
             &meeting_channel(id),
@@ -527,7 +541,7 @@ impl Services {
             _ => Value::Null,
         };
         Ok(json!({
-            "meeting": self.meeting_view(&meeting).await?,
+            "meeting": self.meeting_view(&meeting, MeetingDetail::Summary).await?,
             "access": access.view(),
             "state": {
                 "status": meeting.status.as_str(),
@@ -601,18 +615,26 @@ impl Services {
         Ok(Value::Array(list))
     }
 
-    /// A meeting as the API shows it.
-    pub(super) async fn meeting_view(&self, meeting: &Meeting) -> Result<Value, ServiceError> {
+    /// A meeting as the API shows it. Every view counts the targeted units
+    /// (`unit_count`); only [`MeetingDetail::WithUnits`] lists them (`units`), because a
+    /// meeting for a whole organisation targets thousands of units and the summary goes
+    /// to every participant who joins and in every state push.
+    pub(super) async fn meeting_view(
+        &self,
+        meeting: &Meeting,
+        detail: MeetingDetail,
+    ) -> Result<Value, ServiceError> {
         let target: Value = serde_json::from_str(&meeting.target.to_json()).unwrap_or(Value::Null);
-        let units = self.store.meeting_units(&meeting.id).await?;
-        Ok(json!({
+        let experts = self.store.meeting_expert_names(&meeting.id).await?;
+        let mut view = json!({
             "id": meeting.id,
             "title": meeting.title,
             "agenda": meeting.agenda,
             "starts_at": meeting.starts_at,
             "target": target,
-            "units": units.iter().map(|u| u.unit_id.as_str()).collect::<Vec<_>>(),
-            "experts": self.store.meeting_experts(&meeting.id).await?,
+            "unit_count": self.store.meeting_unit_count(&meeting.id).await?,
+            "experts": experts.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            "expert_names": experts.iter().map(|(id, name)| (id.clone(), Value::from(name.as_str()))).collect::<serde_json::Map<String, Value>>(),
             "qa_preapproval": meeting.qa_preapproval,
             "status": meeting.status.as_str(),
             "stream": meeting.stream,
@@ -621,7 +643,12 @@ impl Services {
             "created_at": meeting.created_at,
             "live_at": meeting.live_at,
             "ended_at": meeting.ended_at,
-        }))
+        });
+        if detail == MeetingDetail::WithUnits {
+            let units = self.store.meeting_units(&meeting.id).await?;
+            view["units"] = units.iter().map(|u| u.unit_id.as_str()).collect();
+        }
+        Ok(view)
     }
 
     /// The question on the meeting's screen, as viewers see it.

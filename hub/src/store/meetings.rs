@@ -413,6 +413,34 @@ impl Store {
             .collect())
     }
 
+    /// How many units the meeting targets.
+    pub async fn meeting_unit_count(&self, meeting: &str) -> Result<i64, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM meeting_unit WHERE meeting_id = $1")
+                .bind(meeting)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// The meeting's experts with their display names (the account id for an expert
+    /// without an account row), ordered by account id.
+    pub async fn meeting_expert_names(
+        &self,
+        meeting: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT e.account_id, COALESCE(a.display_name, e.account_id) \
+                     FROM meeting_expert e LEFT JOIN account a ON a.id = e.account_id \
+                     WHERE e.meeting_id = $1 ORDER BY e.account_id",
+            )
+            .bind(meeting)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Whether the meeting targets `unit`.
     pub async fn meeting_targets(&self, meeting: &str, unit: &str) -> Result<bool, StoreError> {
         let found: Option<i32> = with_pool!(self, |pool| {

@@ -413,7 +413,13 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(BUSY_TIMEOUT);
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            let mut pool = SqlitePoolOptions::new().acquire_timeout(BUSY_TIMEOUT);
+            // No ping before each acquire (sqlx's default): a SQLite connection is a file
+            // handle in this process that cannot go away, and the ping is one more round
+            // trip to the connection's worker thread per query (7 % of the server's CPU in
+            // the meeting benchmark, `docs/benchmarks.md`).
+            let mut pool = SqlitePoolOptions::new()
+                .acquire_timeout(BUSY_TIMEOUT)
+                .test_before_acquire(false);
             let connect = if in_memory {
                 // Each connection to `:memory:` is its own database: keep exactly one.
                 pool = pool
