@@ -3,15 +3,14 @@
 //! writes the report. Every phase has a deadline, and `--duration` bounds the whole run.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde::Serialize;
 
 use crate::children;
@@ -23,6 +22,7 @@ use crate::report;
 use crate::targets::{Launch, Target};
 use crate::wire::{Command as WorkerCommand, ConnectPlan, Counters, Event, WorkerReport};
 use crate::worker::unix_ns;
+use crate::workers::{self, WorkerProcess};
 
 /// Options every scenario shares.
 #[derive(Debug, Clone, clap::Args, Serialize)]
@@ -329,15 +329,10 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-struct Worker {
-    pid: u32,
-    stdin: ChildStdin,
-}
-
 /// The workers of one measurement and what they last said.
 struct Fleet {
     label: String,
-    workers: Vec<Worker>,
+    workers: Vec<WorkerProcess>,
     events: Receiver<(usize, Option<Event>)>,
     counters: Vec<Counters>,
     ready: Vec<bool>,
@@ -355,43 +350,17 @@ impl Fleet {
         label: String,
         target_pid: Option<u32>,
     ) -> anyhow::Result<Fleet> {
-        let exe = std::env::current_exe()?;
         let (tx, events) = mpsc::channel();
-        let mut workers = Vec::with_capacity(count);
-        for index in 0..count {
-            let mut command = match core {
-                Some(core) => {
-                    let mut c = Command::new("taskset");
-                    c.args(["-c", &core.to_string()]).arg(&exe);
-                    c
-                }
-                None => Command::new(&exe),
-            };
-            command
-                .arg("worker")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit());
-            let mut child = command.spawn().context("starting a worker")?;
-            let stdin = child.stdin.take().context("worker stdin")?;
-            let stdout = child.stdout.take().context("worker stdout")?;
-            let pid = children::register("worker", child);
-            eprintln!("worker {index}: pid {pid}, source 127.0.0.{}", 2 + index);
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    match serde_json::from_str::<Event>(&line) {
-                        Ok(event) => {
-                            if tx.send((index, Some(event))).is_err() {
-                                return;
-                            }
-                        }
-                        Err(error) => eprintln!("worker {index}: bad event ({error}): {line}"),
-                    }
-                }
-                let _ = tx.send((index, None));
-            });
-            workers.push(Worker { pid, stdin });
+        let workers = workers::spawn(count, core, "worker", "worker", move |index, event| {
+            tx.send((index, event)).is_ok()
+        })?;
+        for worker in &workers {
+            eprintln!(
+                "worker {}: pid {}, source 127.0.0.{}",
+                worker.index(),
+                worker.pid,
+                2 + worker.index()
+            );
         }
         Ok(Fleet {
             label,
@@ -408,14 +377,7 @@ impl Fleet {
     }
 
     fn send(&mut self, index: usize, command: &WorkerCommand) -> anyhow::Result<()> {
-        let mut line = serde_json::to_string(command)?;
-        line.push('\n');
-        let worker = &mut self.workers[index];
-        worker
-            .stdin
-            .write_all(line.as_bytes())
-            .and_then(|()| worker.stdin.flush())
-            .with_context(|| format!("worker {index} (pid {}) is gone", worker.pid))
+        self.workers[index].send(command)
     }
 
     fn totals(&self) -> Counters {
@@ -427,7 +389,7 @@ impl Fleet {
     }
 
     fn pids(&self) -> Vec<u32> {
-        self.workers.iter().map(|w| w.pid).collect()
+        workers::pids(&self.workers)
     }
 
     /// Takes events until `done` says so (`Ok(true)`) or `until` passes (`Ok(false)`).

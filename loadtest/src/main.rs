@@ -98,6 +98,7 @@ mod whep;
 mod whep_worker;
 mod wire;
 mod worker;
+mod workers;
 
 #[derive(Parser)]
 #[command(

@@ -35,10 +35,9 @@
 //! accepted) × (participants ready at the start), so a refusal is never counted as a loss.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -61,6 +60,7 @@ use crate::procfs;
 use crate::report;
 use crate::targets::{Launch, Target, parse_server_setting};
 use crate::worker::unix_ns;
+use crate::workers::{self, WorkerProcess};
 
 const STORE_FILE: &str = "rootcast.db";
 
@@ -743,14 +743,9 @@ fn loadgen_cpu(workers: &[u32]) -> f64 {
         + workers.iter().map(|&p| procfs::cpu_seconds(p)).sum::<f64>()
 }
 
-struct MeetingWorker {
-    pid: u32,
-    stdin: ChildStdin,
-}
-
 /// The participants' worker processes and what they last said.
 struct MeetingFleet {
-    workers: Vec<MeetingWorker>,
+    workers: Vec<WorkerProcess>,
     events: Receiver<(usize, Option<MeetingEvent>)>,
     counters: Vec<Counters>,
     ready: Vec<bool>,
@@ -763,48 +758,21 @@ struct MeetingFleet {
 
 impl MeetingFleet {
     fn spawn(count: usize, core: Option<u32>, server_pid: u32) -> anyhow::Result<MeetingFleet> {
-        let exe = std::env::current_exe()?;
         let (tx, events) = mpsc::channel();
-        let mut workers = Vec::new();
-        for index in 0..count {
-            let mut command = match core {
-                Some(core) => {
-                    let mut c = Command::new("taskset");
-                    c.args(["-c", &core.to_string()]).arg(&exe);
-                    c
-                }
-                None => Command::new(&exe),
-            };
-            command
-                .arg("meeting-worker")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit());
-            let mut child = command.spawn().context("starting a meeting worker")?;
-            let stdin = child.stdin.take().context("worker stdin")?;
-            let stdout = child.stdout.take().context("worker stdout")?;
-            let pid = children::register("meeting worker", child);
+        let workers = workers::spawn(
+            count,
+            core,
+            "meeting-worker",
+            "meeting worker",
+            move |index, event| tx.send((index, event)).is_ok(),
+        )?;
+        for worker in &workers {
             eprintln!(
-                "meeting worker {index}: pid {pid}, source 127.0.0.{}",
-                2 + index
+                "meeting worker {}: pid {}, source 127.0.0.{}",
+                worker.index(),
+                worker.pid,
+                2 + worker.index()
             );
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    match serde_json::from_str::<MeetingEvent>(&line) {
-                        Ok(event) => {
-                            if tx.send((index, Some(event))).is_err() {
-                                return;
-                            }
-                        }
-                        Err(error) => {
-                            eprintln!("meeting worker {index}: bad event ({error}): {line}")
-                        }
-                    }
-                }
-                let _ = tx.send((index, None));
-            });
-            workers.push(MeetingWorker { pid, stdin });
         }
         Ok(MeetingFleet {
             counters: vec![Counters::default(); count],
@@ -820,18 +788,11 @@ impl MeetingFleet {
     }
 
     fn send(&mut self, index: usize, command: &MeetingCommand) -> anyhow::Result<()> {
-        let mut line = serde_json::to_string(command)?;
-        line.push('\n');
-        let worker = &mut self.workers[index];
-        worker
-            .stdin
-            .write_all(line.as_bytes())
-            .and_then(|()| worker.stdin.flush())
-            .with_context(|| format!("meeting worker {index} (pid {}) is gone", worker.pid))
+        self.workers[index].send(command)
     }
 
     fn pids(&self) -> Vec<u32> {
-        self.workers.iter().map(|w| w.pid).collect()
+        workers::pids(&self.workers)
     }
 
     fn totals(&self) -> Counters {

@@ -17,9 +17,8 @@
 //! candidates; the figures of a window come from readings taken at its two ends.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -50,6 +49,7 @@ use crate::report;
 use crate::targets::{Launch, Target};
 use crate::webrtc_peer;
 use crate::whep_worker::{JoinPlan, Progress, ViewerFigures, WhepCommand, WhepEvent};
+use crate::workers::{self, WorkerProcess};
 
 const STREAM: &str = "r1";
 
@@ -829,14 +829,9 @@ impl FrameMaker {
     }
 }
 
-struct WhepWorker {
-    pid: u32,
-    stdin: ChildStdin,
-}
-
 /// The viewers' worker processes and their events.
 struct WhepFleet {
-    workers: Vec<WhepWorker>,
+    workers: Vec<WorkerProcess>,
     events: mpsc::UnboundedReceiver<(usize, Option<WhepEvent>)>,
     progress: Vec<Progress>,
     marked: Vec<bool>,
@@ -848,43 +843,16 @@ struct WhepFleet {
 
 impl WhepFleet {
     fn spawn(count: usize, core: Option<u32>, server_pid: u32) -> anyhow::Result<WhepFleet> {
-        let exe = std::env::current_exe()?;
         let (tx, events) = mpsc::unbounded_channel();
-        let mut workers = Vec::new();
-        for index in 0..count {
-            let mut command = match core {
-                Some(core) => {
-                    let mut c = Command::new("taskset");
-                    c.args(["-c", &core.to_string()]).arg(&exe);
-                    c
-                }
-                None => Command::new(&exe),
-            };
-            command
-                .arg("whep-worker")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit());
-            let mut child = command.spawn().context("starting a whep worker")?;
-            let stdin = child.stdin.take().context("worker stdin")?;
-            let stdout = child.stdout.take().context("worker stdout")?;
-            let pid = children::register("whep worker", child);
-            eprintln!("whep worker {index}: pid {pid}");
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    match serde_json::from_str::<WhepEvent>(&line) {
-                        Ok(event) => {
-                            if tx.send((index, Some(event))).is_err() {
-                                return;
-                            }
-                        }
-                        Err(error) => eprintln!("whep worker {index}: bad event ({error}): {line}"),
-                    }
-                }
-                let _ = tx.send((index, None));
-            });
-            workers.push(WhepWorker { pid, stdin });
+        let workers = workers::spawn(
+            count,
+            core,
+            "whep-worker",
+            "whep worker",
+            move |index, event| tx.send((index, event)).is_ok(),
+        )?;
+        for worker in &workers {
+            eprintln!("whep worker {}: pid {}", worker.index(), worker.pid);
         }
         Ok(WhepFleet {
             workers,
@@ -899,14 +867,7 @@ impl WhepFleet {
     }
 
     fn send(&mut self, index: usize, command: &WhepCommand) -> anyhow::Result<()> {
-        let mut line = serde_json::to_string(command)?;
-        line.push('\n');
-        let worker = &mut self.workers[index];
-        worker
-            .stdin
-            .write_all(line.as_bytes())
-            .and_then(|()| worker.stdin.flush())
-            .with_context(|| format!("whep worker {index} (pid {}) is gone", worker.pid))
+        self.workers[index].send(command)
     }
 
     fn broadcast(&mut self, command: &WhepCommand) -> anyhow::Result<()> {
@@ -917,7 +878,7 @@ impl WhepFleet {
     }
 
     fn pids(&self) -> Vec<u32> {
-        self.workers.iter().map(|w| w.pid).collect()
+        workers::pids(&self.workers)
     }
 
     fn totals(&self) -> Progress {

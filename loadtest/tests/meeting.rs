@@ -3,41 +3,19 @@
 //! add up; a chat rate above the per-member limit must show up as refusals, never as
 //! losses. No assertion is made on how fast anything is.
 //!
-//! The server is the `rootcast` binary next to `rootcast-loadtest` in the same target
-//! folder (built by `cargo build -p rootcast --bin rootcast` with the same profile), or the
-//! one `ROOTCAST_BIN` names.
+//! The server is found by [`common::rootcast_bin`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
 
+mod common;
+use common::{out_dir, rootcast_bin};
+
 /// Every run is bounded by this (and by its own `--duration`).
 const TIMEOUT: Duration = Duration::from_secs(240);
-
-fn rootcast_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("ROOTCAST_BIN") {
-        return path.into();
-    }
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_rootcast-loadtest")).with_file_name("rootcast");
-    assert!(
-        path.exists(),
-        "no rootcast binary at {}: build it with `cargo build -p rootcast --bin rootcast` (same \
-         profile and target folder) or set ROOTCAST_BIN",
-        path.display()
-    );
-    path
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "rootcast-loadtest-test-{name}-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 async fn run_meeting(out: &Path, extra: &[&str]) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rootcast-loadtest"));

@@ -1,7 +1,11 @@
 //! A stand-in server for the load generator's tests: it speaks the floor's dialect (every
 //! frame sent to `/publish` goes to every other connection) but holds each publication
 //! for a known delay first, and can die on cue. `hub.rs`: a rootcast-dialect stand-in with
-//! a chosen recovery behaviour, for the reconnect storm.
+//! a chosen recovery behaviour, for the reconnect storm. [`rootcast_bin`] finds the real
+//! server for the tests that run scenarios against it.
+
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
 
 pub mod hub;
 
@@ -111,6 +115,23 @@ async fn serve(
             }
         }
     }
+}
+
+/// The `rootcast` binary next to `rootcast-loadtest` in the same target folder (built by
+/// `cargo build -p rootcast --bin rootcast` with the same profile), or the one
+/// `ROOTCAST_BIN` names: for the tests that run a scenario against the real server.
+pub fn rootcast_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("ROOTCAST_BIN") {
+        return path.into();
+    }
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_rootcast-loadtest")).with_file_name("rootcast");
+    assert!(
+        path.exists(),
+        "no rootcast binary at {}: build it with `cargo build -p rootcast --bin rootcast` (same \
+         profile and target folder) or set ROOTCAST_BIN",
+        path.display()
+    );
+    path
 }
 
 /// A fresh folder for a run's results.
