@@ -315,6 +315,16 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     services.set_recording_library(Arc::new(recording_link::RelayRecordings::new(
         config.relay.recording_folder(),
     )));
+    // Recordings past `relay.recording_retention_days` are deleted every hour.
+    let retention = match (
+        config.relay.recording_folder(),
+        config.relay.recording_retention_days,
+    ) {
+        (Some(dir), days) if days > 0 => {
+            Some(tokio::spawn(recording_link::enforce_retention(dir, days)))
+        }
+        _ => None,
+    };
     // Disabled accounts and revoked screens lose their open WebSockets within seconds.
     let revocations = tokio::spawn(
         services
@@ -382,6 +392,9 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     rootcast_hub::server::serve(listener, app, Arc::clone(&node), shutdown_signal()).await?;
     directive_jobs.abort();
     revocations.abort();
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     relay.shutdown().await;
     store.close().await;
     tracing::info!("stopped");

@@ -57,3 +57,39 @@ impl RecordingLibrary for RelayRecordings {
         })
     }
 }
+
+/// How often expired recordings are looked for.
+const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes recordings older than `retention_days` from `dir` now and then every hour
+/// (`relay.recording_retention_days`); runs until aborted.
+pub async fn enforce_retention(dir: PathBuf, retention_days: u32) {
+    let retention_ms = u64::from(retention_days) * 86_400_000;
+    let mut ticks = tokio::time::interval(RETENTION_SWEEP);
+    loop {
+        ticks.tick().await;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let cutoff = now_ms.saturating_sub(retention_ms);
+        let folder = dir.clone();
+        let swept = tokio::task::spawn_blocking(move || {
+            rootcast_relay::record::delete_recordings_before(&folder, cutoff)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|result| result);
+        match swept {
+            Ok(deleted) if !deleted.is_empty() => tracing::info!(
+                count = deleted.len(),
+                first = %deleted[0],
+                retention_days,
+                "deleted expired recordings"
+            ),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "recording retention: cannot read the folder")
+            }
+        }
+    }
+}

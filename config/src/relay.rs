@@ -50,6 +50,9 @@ pub struct RelayConfig {
     /// The folder for recordings (relative to the working directory; created when
     /// missing), listed at `GET /recordings`. Empty: no recording and no list.
     pub recording_dir: String,
+    /// Finished recordings that started more than this many days ago are deleted (checked
+    /// at start-up and every hour). 0, the default: every recording is kept.
+    pub recording_retention_days: u32,
 }
 
 /// One STUN or TURN server for clients (`[[relay.ice_servers]]`).
@@ -150,6 +153,7 @@ impl Default for RelayConfig {
             ice_servers: Vec::new(),
             record: true,
             recording_dir: "data/recordings".to_owned(),
+            recording_retention_days: 0,
         }
     }
 }

@@ -29,7 +29,7 @@ pub mod http;
 pub mod webm;
 pub mod writer;
 
-pub use writer::{Recording, RecordingInfo, Selection, list_recordings};
+pub use writer::{Recording, RecordingInfo, Selection, delete_recordings_before, list_recordings};
 
 use crate::packet::{MediaKind, Payload};
 use depacketize::{Reorder, Vp8Assembler, Vp8Frame, opus_frame_ms};

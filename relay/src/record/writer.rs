@@ -365,44 +365,94 @@ impl RecordingInfo {
     }
 }
 
-/// The finished recordings in `dir`, newest first. A missing folder is an empty list.
-/// Blocking (file system): call it off the async threads.
-pub fn list_recordings(dir: &Path) -> io::Result<Vec<RecordingInfo>> {
+/// A file in a recording folder named like a finished recording.
+struct RecordingFileEntry {
+    path: PathBuf,
+    name: String,
+    stream: String,
+    started_unix_ms: u64,
+    meta: fs::Metadata,
+}
+
+/// The regular files in `dir` named like finished recordings (`.webm.part` files and
+/// anything else are left out). A missing folder holds none.
+fn recording_files(dir: &Path) -> io::Result<Vec<RecordingFileEntry>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut list = Vec::new();
+    let mut files = Vec::new();
     for entry in entries {
         let entry = entry?;
         let file_name = entry.file_name();
-        let Some(file_name) = file_name.to_str() else {
-            continue;
-        };
-        let Some((stream, started)) = parse_name(file_name) else {
+        let Some((stream, started)) = file_name.to_str().and_then(parse_name) else {
             continue;
         };
         let Ok(meta) = entry.metadata() else {
             continue;
         };
-        if !meta.is_file() {
-            continue;
+        if meta.is_file() {
+            files.push(RecordingFileEntry {
+                path: entry.path(),
+                name: file_name.to_string_lossy().into_owned(),
+                stream: stream.to_owned(),
+                started_unix_ms: started,
+                meta,
+            });
         }
-        list.push(RecordingInfo {
-            name: file_name.to_owned(),
-            stream: stream.to_owned(),
-            started_unix_ms: started,
-            duration_s: read_file_duration(&entry.path()).unwrap_or(0.0),
-            size: meta.len(),
-        });
     }
+    Ok(files)
+}
+
+/// The finished recordings in `dir`, newest first. A missing folder is an empty list.
+/// Blocking (file system): call it off the async threads.
+pub fn list_recordings(dir: &Path) -> io::Result<Vec<RecordingInfo>> {
+    let mut list: Vec<RecordingInfo> = recording_files(dir)?
+        .into_iter()
+        .map(|file| RecordingInfo {
+            duration_s: read_file_duration(&file.path).unwrap_or(0.0),
+            size: file.meta.len(),
+            name: file.name,
+            stream: file.stream,
+            started_unix_ms: file.started_unix_ms,
+        })
+        .collect();
     list.sort_by(|a, b| {
         b.started_unix_ms
             .cmp(&a.started_unix_ms)
             .then_with(|| a.name.cmp(&b.name))
     });
     Ok(list)
+}
+
+/// Deletes the finished recordings in `dir` that started before `cutoff_unix_ms` and were
+/// last written before it too. A recording still being written (`.webm.part`) and any file
+/// that is not named like a recording are never touched. Returns the names deleted; a file
+/// that cannot be deleted is logged and left. Blocking, like [`list_recordings`].
+pub fn delete_recordings_before(dir: &Path, cutoff_unix_ms: u64) -> io::Result<Vec<String>> {
+    let mut deleted = Vec::new();
+    for file in recording_files(dir)? {
+        let modified_ms = file
+            .meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(u64::MAX, |d| d.as_millis() as u64);
+        if file.started_unix_ms >= cutoff_unix_ms || modified_ms >= cutoff_unix_ms {
+            continue;
+        }
+        match fs::remove_file(&file.path) {
+            Ok(()) => deleted.push(file.name),
+            Err(error) => tracing::warn!(
+                name = %file.name,
+                %error,
+                "recording: could not delete an expired recording"
+            ),
+        }
+    }
+    deleted.sort();
+    Ok(deleted)
 }
 
 /// The Info duration of a WebM file (its first 4 KiB hold the header).
@@ -533,6 +583,66 @@ mod tests {
         ] {
             assert_eq!(parse_name(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_finished_recordings_past_the_cutoff_are_deleted() {
+        let dir = std::env::temp_dir().join(format!(
+            "rootcast-retention-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let day_ms = 86_400_000;
+        let now_ms = 1_795_948_951_123;
+        let cutoff = now_ms - 30 * day_ms;
+        let old_time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(cutoff - day_ms);
+        let old = format!("{}.webm", recording_name("hall", cutoff - 2 * day_ms));
+        let recent = format!("{}.webm", recording_name("hall", cutoff + day_ms));
+        // Started long ago but written since (a clock set back, a copy): kept.
+        let touched = format!("{}.webm", recording_name("hall", cutoff - 3 * day_ms));
+        let part = format!(
+            "{}{PART_EXTENSION}",
+            recording_name("hall", cutoff - 2 * day_ms)
+        );
+        let other = "notes-20000101T000000.000Z.txt";
+        for name in [&old, &recent, &touched, &part, &other.to_owned()] {
+            fs::write(dir.join(name), b"x").unwrap();
+        }
+        for name in [&old, &recent, &part, &other.to_owned()] {
+            File::options()
+                .write(true)
+                .open(dir.join(name))
+                .unwrap()
+                .set_modified(old_time)
+                .unwrap();
+        }
+
+        assert_eq!(
+            delete_recordings_before(&dir, cutoff).unwrap(),
+            vec![old.clone()]
+        );
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected = vec![recent, touched, part, other.to_owned()];
+        expected.sort();
+        assert_eq!(left, expected);
+        assert_eq!(
+            delete_recordings_before(&dir, cutoff).unwrap(),
+            Vec::<String>::new(),
+            "nothing more to delete"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            delete_recordings_before(&dir, cutoff).unwrap().is_empty(),
+            "a missing folder holds nothing to delete"
+        );
     }
 
     /// A VP8 packet of `layer` (SSRC = layer + 1), a keyframe start or not.
