@@ -504,17 +504,13 @@ pub fn run(
         (!args.no_pin).then_some((args.server_core, args.client_core)),
         args.duration,
     );
-    let launch = Launch {
-        core: pinned.then_some(args.server_core),
-        rootcast_bin: match &args.rootcast_bin {
-            Some(path) => path.clone(),
-            None => std::env::current_exe()?.with_file_name("rootcast"),
-        },
-        nats_bin: args.nats_bin.clone(),
-        verbose: args.verbose,
-        bench_history: scenario == "ws-reconnect-storm",
-        server_settings: Vec::new(),
-    };
+    let mut launch = Launch::rootcast(
+        pinned.then_some(args.server_core),
+        args.rootcast_bin.as_deref(),
+        args.verbose,
+    )?;
+    launch.nats_bin = args.nats_bin.clone();
+    launch.bench_history = scenario == "ws-reconnect-storm";
     let mut results = Vec::new();
     for round in 0..args.repeat {
         for &connections in &args.connections {

@@ -231,17 +231,12 @@ pub fn run(args: MeetingArgs) -> anyhow::Result<()> {
         (!args.no_pin).then_some((args.server_core, args.client_core)),
         args.duration,
     );
-    let launch = Launch {
-        core: pinned.then_some(args.server_core),
-        rootcast_bin: match &args.rootcast_bin {
-            Some(path) => path.clone(),
-            None => std::env::current_exe()?.with_file_name("rootcast"),
-        },
-        nats_bin: "nats-server".into(),
-        verbose: args.verbose,
-        bench_history: false,
-        server_settings: args.server_set.clone(),
-    };
+    let mut launch = Launch::rootcast(
+        pinned.then_some(args.server_core),
+        args.rootcast_bin.as_deref(),
+        args.verbose,
+    )?;
+    launch.server_settings = args.server_set.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

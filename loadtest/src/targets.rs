@@ -61,6 +61,28 @@ pub struct Launch {
     pub server_settings: Vec<(String, String)>,
 }
 
+impl Launch {
+    /// For starting rootcast: `rootcast_bin`, or the `rootcast` next to this program; no
+    /// history, no extra settings, `nats-server` from the `PATH`.
+    pub fn rootcast(
+        core: Option<u32>,
+        rootcast_bin: Option<&Path>,
+        verbose: bool,
+    ) -> anyhow::Result<Launch> {
+        Ok(Launch {
+            core,
+            rootcast_bin: match rootcast_bin {
+                Some(path) => path.to_owned(),
+                None => std::env::current_exe()?.with_file_name("rootcast"),
+            },
+            nats_bin: "nats-server".into(),
+            verbose,
+            bench_history: false,
+            server_settings: Vec::new(),
+        })
+    }
+}
+
 /// Parses `--server-set KEY=VALUE`: a dotted configuration key (`client.write_delay`)
 /// and its value, as `rootcast serve` takes them from `ROOTCAST_…` variables.
 pub fn parse_server_setting(text: &str) -> Result<(String, String), String> {

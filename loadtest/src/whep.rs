@@ -292,17 +292,11 @@ pub fn run(args: WhepArgs) -> anyhow::Result<()> {
         (!args.no_pin).then_some((args.server_core, args.client_core)),
         args.duration,
     );
-    let launch = Launch {
-        core: pinned.then_some(args.server_core),
-        rootcast_bin: match &args.rootcast_bin {
-            Some(path) => path.clone(),
-            None => std::env::current_exe()?.with_file_name("rootcast"),
-        },
-        nats_bin: "nats-server".into(),
-        verbose: args.verbose,
-        bench_history: false,
-        server_settings: Vec::new(),
-    };
+    let launch = Launch::rootcast(
+        pinned.then_some(args.server_core),
+        args.rootcast_bin.as_deref(),
+        args.verbose,
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
