@@ -335,6 +335,18 @@ pub struct NamespaceOptions {
     pub protected: bool,
     /// Channels may be `name#user1,user2`: only the listed users may subscribe.
     pub allow_user_limited_channels: bool,
+    /// How long a channel's publications are gathered before they go to its subscribers
+    /// together, one queue entry and one wake-up per subscriber for the whole batch
+    /// instead of one per publication (Centrifugo PRO's channel batching). Each
+    /// publication waits at most this long; offsets, history and recovery are as
+    /// without batching. For channels with many publications a second and many
+    /// subscribers (a meeting's Q&A and chat: see `docs/benchmarks.md`). At most 1s.
+    /// Default 0 (deliver each publication at once).
+    #[serde(with = "duration")]
+    pub batch_max_delay: Duration,
+    /// With `batch_max_delay`: a batch goes out as soon as it holds this many
+    /// publications (0 = no limit). Default 0.
+    pub batch_max_size: usize,
 }
 
 impl ChannelConfig {
@@ -364,7 +376,8 @@ impl ChannelConfig {
 /// answers as viewers see them) and `meeting-chat` (`meeting-chat:<id>`; `chat` is the
 /// open namespace of the default configuration). All are `protected`: only the
 /// tokens the services issue after checking role and scope open them. The meeting
-/// namespaces keep a short history so a client that reconnects recovers what it missed.
+/// namespaces keep a short history so a client that reconnects recovers what it missed;
+/// `qa` and `meeting-chat` deliver in batches of up to 100 ms (`batch_max_delay`).
 pub const BUILTIN_NAMESPACES: [&str; 5] = ["unit", "ack", "meeting", "qa", "meeting-chat"];
 
 /// The options of a built-in namespace (see [`BUILTIN_NAMESPACES`]).
@@ -386,13 +399,13 @@ pub fn builtin_namespace(name: &str) -> Option<&'static NamespaceOptions> {
             join_leave: true,
             ..meeting_live()
         });
-    static MEETING_LIVE: std::sync::LazyLock<NamespaceOptions> =
-        std::sync::LazyLock::new(meeting_live);
+    static MEETING_BATCHED: std::sync::LazyLock<NamespaceOptions> =
+        std::sync::LazyLock::new(meeting_batched);
     match name {
         "unit" => Some(&UNIT),
         "ack" => Some(&ACK),
         "meeting" => Some(&MEETING),
-        "qa" | "meeting-chat" => Some(&MEETING_LIVE),
+        "qa" | "meeting-chat" => Some(&MEETING_BATCHED),
         _ => None,
     }
 }
@@ -406,6 +419,17 @@ fn meeting_live() -> NamespaceOptions {
         allow_recovery: true,
         allow_positioning: true,
         ..NamespaceOptions::default()
+    }
+}
+
+/// [`meeting_live`], with publications gathered for up to 100 ms (at most 100 at a
+/// time): a busy meeting's Q&A and chat reach thousands of participants as a few
+/// batches a second instead of one push per question, vote and message each.
+fn meeting_batched() -> NamespaceOptions {
+    NamespaceOptions {
+        batch_max_delay: Duration::from_millis(100),
+        batch_max_size: 100,
+        ..meeting_live()
     }
 }
 

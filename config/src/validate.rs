@@ -10,6 +10,7 @@ use crate::{Config, ConfigError, NamespaceOptions, Problem};
 const MIN_QUEUE_MAX_SIZE: usize = 1024;
 /// A longer write delay would hold every message past what a live page tolerates.
 const MAX_WRITE_DELAY: Duration = Duration::from_secs(1);
+const MAX_BATCH_DELAY: Duration = Duration::from_secs(1);
 const MIN_MESSAGE_SIZE_LIMIT: usize = 256;
 const MAX_MESSAGE_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 const MAX_CHANNEL_MAX_LENGTH: usize = 1024;
@@ -270,6 +271,23 @@ impl Config {
 /// The rules for one set of namespace options; `path` is where they are, e.g.
 /// `channel.without_namespace`.
 fn check_options(options: &NamespaceOptions, path: &str, problems: &mut Problems) {
+    if options.batch_max_delay > MAX_BATCH_DELAY {
+        problems.add(
+            format!("{path}.batch_max_delay"),
+            format!(
+                "must be at most {}, got {}: every publication may wait that long",
+                format(MAX_BATCH_DELAY),
+                format(options.batch_max_delay)
+            ),
+        );
+    }
+    if options.batch_max_size > 0 && options.batch_max_delay.is_zero() {
+        problems.add(
+            format!("{path}.batch_max_size"),
+            "has no effect without batch_max_delay: set batch_max_delay (e.g. \"100ms\") \
+             or batch_max_size = 0",
+        );
+    }
     let size = options.history_size;
     let ttl = options.history_ttl;
     if size > 0 && ttl.is_zero() {
@@ -631,6 +649,29 @@ mod tests {
                 o.history_meta_ttl = Duration::from_secs(60);
             },
         );
+    }
+
+    #[test]
+    fn batching_is_bounded_and_whole() {
+        assert_rejects(
+            "channel.namespaces[0].batch_max_delay",
+            "at most 1s, got 1001ms",
+            |c| {
+                c.channel.namespaces = vec![namespace("chat", |o| {
+                    o.batch_max_delay = Duration::from_millis(1001)
+                })]
+            },
+        );
+        assert_rejects(
+            "channel.without_namespace.batch_max_size",
+            "has no effect without batch_max_delay",
+            |c| c.channel.without_namespace.batch_max_size = 10,
+        );
+        let mut config = Config::default();
+        let o = &mut config.channel.without_namespace;
+        o.batch_max_delay = Duration::from_secs(1);
+        o.batch_max_size = 10;
+        assert_eq!(problems(&config), []);
     }
 
     #[test]

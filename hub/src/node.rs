@@ -108,7 +108,7 @@ impl Node {
         rpc: RpcRegistry,
     ) -> Result<Arc<Node>, NodeError> {
         let metrics = Arc::new(Metrics::new());
-        let hub = Arc::new(Hub::new(metrics.clone()));
+        let hub = Hub::new(metrics.clone(), config.channel.clone());
         broker.start(hub.clone());
         let uid = uuid::Uuid::new_v4().to_string();
         let name = std::env::var("HOSTNAME")

@@ -121,6 +121,26 @@ impl Outbound {
         pushed
     }
 
+    /// Queues a batch of `channel`'s publications as the one frame `joined`, unless that
+    /// channel's subscription is syncing, in which case its `parts` (offset, frame) are
+    /// held aside one by one, as [`Outbound::push_publication`] would.
+    pub fn push_batch<'a>(
+        &self,
+        channel: &str,
+        joined: &Bytes,
+        parts: impl Iterator<Item = (u64, &'a Bytes)>,
+    ) -> Pushed {
+        let mut state = self.lock();
+        if let Some(held) = state.syncing.as_mut().and_then(|s| s.get_mut(channel)) {
+            held.extend(parts.map(|(offset, frame)| (offset, frame.clone())));
+            return Pushed::Queued;
+        }
+        let pushed = self.push_locked(&mut state, joined.clone());
+        drop(state);
+        self.notify.notify_one();
+        pushed
+    }
+
     fn push_locked(&self, state: &mut State, frame: Bytes) -> Pushed {
         if state.closing.is_some() {
             return Pushed::Closed;
@@ -337,6 +357,22 @@ mod tests {
         out.finish_sync(&[("c", 4)], frame("reply"));
         out.push_publication("c", 6, &frame("p6"));
         assert_eq!(&out.drain(1024).payload[..], b"o9\nreply\np5\np6");
+    }
+
+    #[test]
+    fn a_batch_is_one_frame_or_held_part_by_part() {
+        let out = Outbound::new(1024);
+        let (p1, p2) = (frame("p1"), frame("p2"));
+        let parts = [(1, &p1), (2, &p2)];
+        out.push_batch("c", &frame("p1\np2"), parts.into_iter());
+        let drained = out.drain(1024);
+        assert_eq!((&drained.payload[..], drained.frames), (&b"p1\np2"[..], 1));
+
+        // Syncing: the reply covered offset 1, so only p2 follows it.
+        out.begin_sync("c");
+        out.push_batch("c", &frame("p1\np2"), parts.into_iter());
+        out.finish_sync(&[("c", 1)], frame("reply"));
+        assert_eq!(&out.drain(1024).payload[..], b"reply\np2");
     }
 
     #[test]
