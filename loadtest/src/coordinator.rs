@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use crate::dialect::Kind;
 use crate::histogram::{self, Quantiles};
 use crate::procfs;
 use crate::publisher::{self, PublisherReport, Schedule};
+use crate::pump::{self, Events, Fleet as _};
 use crate::report;
 use crate::targets::{Launch, Target};
 use crate::wire::{Command as WorkerCommand, ConnectPlan, Counters, Event, WorkerReport};
@@ -333,13 +334,10 @@ fn round2(x: f64) -> f64 {
 struct Fleet {
     label: String,
     workers: Vec<WorkerProcess>,
-    events: Receiver<(usize, Option<Event>)>,
+    events: Events<pump::Channel<Event>>,
     counters: Vec<Counters>,
     ready: Vec<bool>,
     reports: Vec<Option<WorkerReport>>,
-    target_pid: Option<u32>,
-    started: Instant,
-    last_print: Instant,
     last_deliveries: u64,
 }
 
@@ -367,11 +365,8 @@ impl Fleet {
             counters: vec![Counters::default(); count],
             ready: vec![false; count],
             reports: (0..count).map(|_| None).collect(),
+            events: Events::new(events, "worker", &workers, target_pid),
             workers,
-            events,
-            target_pid,
-            started: Instant::now(),
-            last_print: Instant::now(),
             last_deliveries: 0,
         })
     }
@@ -392,75 +387,6 @@ impl Fleet {
         workers::pids(&self.workers)
     }
 
-    /// Takes events until `done` says so (`Ok(true)`) or `until` passes (`Ok(false)`).
-    /// Fails when a worker or the target process dies, or every connection is lost.
-    fn pump(
-        &mut self,
-        until: Instant,
-        mut done: impl FnMut(&Fleet) -> anyhow::Result<bool>,
-    ) -> anyhow::Result<bool> {
-        loop {
-            if done(self)? {
-                return Ok(true);
-            }
-            let now = Instant::now();
-            if now >= until {
-                return Ok(false);
-            }
-            match self
-                .events
-                .recv_timeout((until - now).min(Duration::from_millis(100)))
-            {
-                Ok((index, Some(event))) => match event {
-                    Event::Progress(c) => self.counters[index] = c,
-                    Event::Ready(c) => {
-                        self.counters[index] = c;
-                        self.ready[index] = true;
-                    }
-                    Event::Report(report) => {
-                        self.counters[index] = report.counters;
-                        self.reports[index] = Some(*report);
-                    }
-                },
-                Ok((index, None)) => bail!(
-                    "worker {index} (pid {}) exited unexpectedly",
-                    self.workers[index].pid
-                ),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => bail!("every worker is gone"),
-            }
-            if let Some(pid) = self.target_pid
-                && let Some(status) = children::exited(pid)
-            {
-                bail!("the server (pid {pid}) exited mid-run: {status}");
-            }
-            let totals = self.totals();
-            if totals.subscribed > 0 && totals.closed >= totals.subscribed {
-                bail!(
-                    "the server closed all {} connections: it went away or refused them",
-                    totals.subscribed
-                );
-            }
-            if self.last_print.elapsed() >= Duration::from_secs(1) {
-                let secs = self.last_print.elapsed().as_secs_f64();
-                self.last_print = Instant::now();
-                let rate = (totals.deliveries - self.last_deliveries) as f64 / secs;
-                self.last_deliveries = totals.deliveries;
-                eprintln!(
-                    "[{}] {:>5.1} s  connected {}  ready {}  failed {}  closed {}  msgs/s {:.0}  deliveries {}",
-                    self.label,
-                    self.started.elapsed().as_secs_f64(),
-                    totals.connected,
-                    totals.subscribed,
-                    totals.failed,
-                    totals.closed,
-                    rate,
-                    totals.deliveries
-                );
-            }
-        }
-    }
-
     /// Asks every worker to stop, waits up to 3 s, kills what is left.
     fn stop(mut self) {
         for index in 0..self.workers.len() {
@@ -469,6 +395,57 @@ impl Fleet {
         for pid in self.pids() {
             children::stop(pid, Duration::from_secs(3));
         }
+    }
+}
+
+impl pump::Fleet for Fleet {
+    type Event = Event;
+    type Channel = pump::Channel<Event>;
+
+    fn events(&mut self) -> &mut Events<Self::Channel> {
+        &mut self.events
+    }
+
+    fn apply(&mut self, index: usize, event: Event) {
+        match event {
+            Event::Progress(c) => self.counters[index] = c,
+            Event::Ready(c) => {
+                self.counters[index] = c;
+                self.ready[index] = true;
+            }
+            Event::Report(report) => {
+                self.counters[index] = report.counters;
+                self.reports[index] = Some(*report);
+            }
+        }
+    }
+
+    fn check_connections(&self) -> anyhow::Result<()> {
+        let totals = self.totals();
+        if totals.subscribed > 0 && totals.closed >= totals.subscribed {
+            bail!(
+                "the server closed all {} connections: it went away or refused them",
+                totals.subscribed
+            );
+        }
+        Ok(())
+    }
+
+    fn progress_line(&mut self, elapsed_secs: f64, since_last_secs: f64) -> String {
+        let totals = self.totals();
+        let rate = (totals.deliveries - self.last_deliveries) as f64 / since_last_secs;
+        self.last_deliveries = totals.deliveries;
+        format!(
+            "[{}] {:>5.1} s  connected {}  ready {}  failed {}  closed {}  msgs/s {:.0}  deliveries {}",
+            self.label,
+            elapsed_secs,
+            totals.connected,
+            totals.subscribed,
+            totals.failed,
+            totals.closed,
+            rate,
+            totals.deliveries
+        )
     }
 }
 

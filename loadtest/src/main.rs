@@ -89,6 +89,7 @@ mod meeting;
 mod meeting_worker;
 mod procfs;
 mod publisher;
+mod pump;
 mod report;
 mod rtp_stats;
 mod svg;

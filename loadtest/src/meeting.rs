@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -57,6 +57,7 @@ use crate::meeting_worker::{
     Schedule,
 };
 use crate::procfs;
+use crate::pump::{self, Events, Fleet as _};
 use crate::report;
 use crate::targets::{Launch, Target, parse_server_setting};
 use crate::worker::unix_ns;
@@ -470,7 +471,7 @@ fn drive(
     participants: Vec<Participant>,
     fleet: &mut MeetingFleet,
 ) -> anyhow::Result<()> {
-    let pid = fleet.server_pid;
+    let pid = target.pid.context("the server's pid")?;
     let n = participants.len();
     let k = m.workers;
     // Join.
@@ -741,13 +742,10 @@ fn loadgen_cpu(workers: &[u32]) -> f64 {
 /// The participants' worker processes and what they last said.
 struct MeetingFleet {
     workers: Vec<WorkerProcess>,
-    events: Receiver<(usize, Option<MeetingEvent>)>,
+    events: Events<pump::Channel<MeetingEvent>>,
     counters: Vec<Counters>,
     ready: Vec<bool>,
     reports: Vec<Option<MeetingWorkerReport>>,
-    server_pid: u32,
-    started: Instant,
-    last_print: Instant,
     last_deliveries: u64,
 }
 
@@ -773,11 +771,8 @@ impl MeetingFleet {
             counters: vec![Counters::default(); count],
             ready: vec![false; count],
             reports: (0..count).map(|_| None).collect(),
+            events: Events::new(events, "meeting worker", &workers, Some(server_pid)),
             workers,
-            events,
-            server_pid,
-            started: Instant::now(),
-            last_print: Instant::now(),
             last_deliveries: 0,
         })
     }
@@ -796,81 +791,6 @@ impl MeetingFleet {
             t += *c;
         }
         t
-    }
-
-    /// Takes events until `done` says so (`Ok(true)`) or `until` passes (`Ok(false)`);
-    /// fails when a worker or the server dies, or every participant's connection ended.
-    fn pump(
-        &mut self,
-        until: Instant,
-        mut done: impl FnMut(&MeetingFleet) -> anyhow::Result<bool>,
-    ) -> anyhow::Result<bool> {
-        loop {
-            if done(self)? {
-                return Ok(true);
-            }
-            let now = Instant::now();
-            if now >= until {
-                return Ok(false);
-            }
-            match self
-                .events
-                .recv_timeout((until - now).min(Duration::from_millis(100)))
-            {
-                Ok((index, Some(event))) => match event {
-                    MeetingEvent::Progress(c) => self.counters[index] = c,
-                    MeetingEvent::Ready(c) => {
-                        self.counters[index] = c;
-                        self.ready[index] = true;
-                    }
-                    MeetingEvent::Report(report) => {
-                        self.counters[index] = report.counters;
-                        self.reports[index] = Some(*report);
-                    }
-                },
-                Ok((index, None)) => bail!(
-                    "meeting worker {index} (pid {}) exited unexpectedly",
-                    self.workers[index].pid
-                ),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => bail!("every meeting worker is gone"),
-            }
-            if let Some(status) = children::exited(self.server_pid) {
-                bail!(
-                    "the server (pid {}) exited mid-run: {status}",
-                    self.server_pid
-                );
-            }
-            let t = self.totals();
-            if t.ready > 0 && t.closed >= t.ready {
-                bail!(
-                    "the server closed all {} participants' connections",
-                    t.ready
-                );
-            }
-            if self.last_print.elapsed() >= Duration::from_secs(1) {
-                let secs = self.last_print.elapsed().as_secs_f64();
-                self.last_print = Instant::now();
-                let rate = (t.deliveries - self.last_deliveries) as f64 / secs;
-                self.last_deliveries = t.deliveries;
-                eprintln!(
-                    "[meeting] {:>5.1} s  ready {}  failed {}  closed {}  asked {}/{}  voted {}/{}  chat {}/{}  refused {}  deliveries/s {:.0}  deliveries {}",
-                    self.started.elapsed().as_secs_f64(),
-                    t.ready,
-                    t.failed,
-                    t.closed,
-                    t.accepted[0],
-                    t.sent[0],
-                    t.accepted[1],
-                    t.sent[1],
-                    t.accepted[2],
-                    t.sent[2],
-                    t.refused.iter().sum::<u64>(),
-                    rate,
-                    t.deliveries
-                );
-            }
-        }
     }
 
     /// Asks every worker for its report and waits for all of them.
@@ -893,6 +813,62 @@ impl MeetingFleet {
         for pid in self.pids() {
             children::stop(pid, Duration::from_secs(3));
         }
+    }
+}
+
+impl pump::Fleet for MeetingFleet {
+    type Event = MeetingEvent;
+    type Channel = pump::Channel<MeetingEvent>;
+
+    fn events(&mut self) -> &mut Events<Self::Channel> {
+        &mut self.events
+    }
+
+    fn apply(&mut self, index: usize, event: MeetingEvent) {
+        match event {
+            MeetingEvent::Progress(c) => self.counters[index] = c,
+            MeetingEvent::Ready(c) => {
+                self.counters[index] = c;
+                self.ready[index] = true;
+            }
+            MeetingEvent::Report(report) => {
+                self.counters[index] = report.counters;
+                self.reports[index] = Some(*report);
+            }
+        }
+    }
+
+    fn check_connections(&self) -> anyhow::Result<()> {
+        let t = self.totals();
+        if t.ready > 0 && t.closed >= t.ready {
+            bail!(
+                "the server closed all {} participants' connections",
+                t.ready
+            );
+        }
+        Ok(())
+    }
+
+    fn progress_line(&mut self, elapsed_secs: f64, since_last_secs: f64) -> String {
+        let t = self.totals();
+        let rate = (t.deliveries - self.last_deliveries) as f64 / since_last_secs;
+        self.last_deliveries = t.deliveries;
+        format!(
+            "[meeting] {:>5.1} s  ready {}  failed {}  closed {}  asked {}/{}  voted {}/{}  chat {}/{}  refused {}  deliveries/s {:.0}  deliveries {}",
+            elapsed_secs,
+            t.ready,
+            t.failed,
+            t.closed,
+            t.accepted[0],
+            t.sent[0],
+            t.accepted[1],
+            t.sent[1],
+            t.accepted[2],
+            t.sent[2],
+            t.refused.iter().sum::<u64>(),
+            rate,
+            t.deliveries
+        )
     }
 }
 

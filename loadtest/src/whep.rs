@@ -45,6 +45,7 @@ use crate::coordinator::start_run;
 use crate::dialect::Kind;
 use crate::histogram::Quantiles;
 use crate::procfs;
+use crate::pump::{self, Events, Fleet as _};
 use crate::report;
 use crate::targets::{Launch, Target};
 use crate::webrtc_peer;
@@ -389,8 +390,9 @@ async fn drive(
     }
     let join_limit = Duration::from_secs_f64(n as f64 / args.join_rate) + Duration::from_secs(40);
     let joined = fleet
-        .pump(Instant::now() + join_limit, |p| {
-            p.first_frames + p.failed >= n as u64
+        .pump_async(Instant::now() + join_limit, |f| {
+            let p = f.totals();
+            Ok(p.first_frames + p.failed >= n as u64)
         })
         .await?;
     m.join_secs = round2(join_started.elapsed().as_secs_f64());
@@ -405,9 +407,9 @@ async fn drive(
         bail!("no viewer could join ({} failed)", progress.failed);
     }
     fleet
-        .pump(
+        .pump_async(
             Instant::now() + Duration::from_secs(args.settle_secs),
-            |_| false,
+            |_| Ok(false),
         )
         .await?;
 
@@ -431,7 +433,9 @@ async fn drive(
         .wait_marked(Instant::now() + Duration::from_secs(10))
         .await?;
     fleet
-        .pump(started + Duration::from_secs(args.measure_secs), |_| false)
+        .pump_async(started + Duration::from_secs(args.measure_secs), |_| {
+            Ok(false)
+        })
         .await?;
     fleet.broadcast(&WhepCommand::Report)?;
     let window_secs = started.elapsed().as_secs_f64();
@@ -826,13 +830,10 @@ impl FrameMaker {
 /// The viewers' worker processes and their events.
 struct WhepFleet {
     workers: Vec<WorkerProcess>,
-    events: mpsc::UnboundedReceiver<(usize, Option<WhepEvent>)>,
+    events: Events<pump::AsyncChannel<WhepEvent>>,
     progress: Vec<Progress>,
     marked: Vec<bool>,
     reports: Vec<Option<crate::whep_worker::WhepWorkerReport>>,
-    server_pid: u32,
-    started: Instant,
-    last_print: Instant,
 }
 
 impl WhepFleet {
@@ -849,14 +850,11 @@ impl WhepFleet {
             eprintln!("whep worker {}: pid {}", worker.index(), worker.pid);
         }
         Ok(WhepFleet {
+            events: Events::new(events, "whep worker", &workers, Some(server_pid)),
             workers,
-            events,
             progress: vec![Progress::default(); count],
             marked: vec![false; count],
             reports: (0..count).map(|_| None).collect(),
-            server_pid,
-            started: Instant::now(),
-            last_print: Instant::now(),
         })
     }
 
@@ -883,73 +881,17 @@ impl WhepFleet {
         t
     }
 
-    /// Takes events until `done` says so (`Ok(true)`) or `until` passes (`Ok(false)`);
-    /// fails when a worker or the server dies.
-    async fn pump(
-        &mut self,
-        until: Instant,
-        mut done: impl FnMut(&Progress) -> bool,
-    ) -> anyhow::Result<bool> {
-        loop {
-            if done(&self.totals()) {
-                return Ok(true);
-            }
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            match tokio::time::timeout(left.min(Duration::from_millis(200)), self.events.recv())
-                .await
-            {
-                Ok(Some((index, Some(event)))) => match event {
-                    WhepEvent::Progress(p) => self.progress[index] = p,
-                    WhepEvent::Marked => self.marked[index] = true,
-                    WhepEvent::Report(report) => {
-                        self.progress[index] = report.progress;
-                        self.reports[index] = Some(*report);
-                    }
-                },
-                Ok(Some((index, None))) => bail!(
-                    "whep worker {index} (pid {}) exited unexpectedly",
-                    self.workers[index].pid
-                ),
-                Ok(None) => bail!("every whep worker is gone"),
-                Err(_) => {}
-            }
-            if let Some(status) = children::exited(self.server_pid) {
-                bail!(
-                    "the server (pid {}) exited mid-run: {status}",
-                    self.server_pid
-                );
-            }
-            if self.last_print.elapsed() >= Duration::from_secs(1) {
-                self.last_print = Instant::now();
-                let t = self.totals();
-                eprintln!(
-                    "[whep] {:>5.1} s  answered {}  connected {}  first frames {}  failed {}  dropped {}  packets {}",
-                    self.started.elapsed().as_secs_f64(),
-                    t.answered,
-                    t.connected,
-                    t.first_frames,
-                    t.failed,
-                    t.dropped,
-                    t.packets
-                );
-            }
-        }
-    }
-
     async fn wait_marked(&mut self, until: Instant) -> anyhow::Result<()> {
         self.marked.iter_mut().for_each(|m| *m = false);
         loop {
             if self.marked.iter().all(|m| *m) {
                 return Ok(());
             }
-            // `pump` returns on its own schedule; check the marks between its turns.
+            // `pump_async` returns on its own schedule; check the marks between its turns.
             if !self
-                .pump(
+                .pump_async(
                     until.min(Instant::now() + Duration::from_millis(50)),
-                    |_| false,
+                    |_| Ok(false),
                 )
                 .await
                 .map(|_| Instant::now() < until)?
@@ -968,9 +910,9 @@ impl WhepFleet {
                 return Ok(self.reports.iter_mut().filter_map(Option::take).collect());
             }
             if !self
-                .pump(
+                .pump_async(
                     until.min(Instant::now() + Duration::from_millis(50)),
-                    |_| false,
+                    |_| Ok(false),
                 )
                 .await
                 .map(|_| Instant::now() < until)?
@@ -986,6 +928,34 @@ impl WhepFleet {
         for pid in self.pids() {
             children::stop(pid, Duration::from_secs(3));
         }
+    }
+}
+
+impl pump::Fleet for WhepFleet {
+    type Event = WhepEvent;
+    type Channel = pump::AsyncChannel<WhepEvent>;
+
+    fn events(&mut self) -> &mut Events<Self::Channel> {
+        &mut self.events
+    }
+
+    fn apply(&mut self, index: usize, event: WhepEvent) {
+        match event {
+            WhepEvent::Progress(p) => self.progress[index] = p,
+            WhepEvent::Marked => self.marked[index] = true,
+            WhepEvent::Report(report) => {
+                self.progress[index] = report.progress;
+                self.reports[index] = Some(*report);
+            }
+        }
+    }
+
+    fn progress_line(&mut self, elapsed_secs: f64, _since_last_secs: f64) -> String {
+        let t = self.totals();
+        format!(
+            "[whep] {:>5.1} s  answered {}  connected {}  first frames {}  failed {}  dropped {}  packets {}",
+            elapsed_secs, t.answered, t.connected, t.first_frames, t.failed, t.dropped, t.packets
+        )
     }
 }
 

@@ -2,7 +2,7 @@
 //! worker subcommand (`worker`, `meeting-worker`, `whep-worker`), pinned to the client core
 //! when asked, registered in [`crate::children`] so every way out kills them, and spoken
 //! to in JSON lines — commands on their standard input, events on their standard output.
-//! What the events mean, and how a scenario waits on them, stays with the scenario.
+//! What the events mean stays with the scenario; waiting on them is [`crate::pump`]'s.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{ChildStdin, Command, Stdio};
