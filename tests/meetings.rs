@@ -59,6 +59,21 @@ async fn scope_and_bad_input_are_enforced_over_rest_and_rpc() {
     let stranger_expert = server.login_as("stranger-expert", "expert", None);
     let expert_id = account_id(&server, &expert);
 
+    // The experts a schedule form offers: every active expert account by display name,
+    // for those who schedule meetings; anyone else is refused.
+    let offered = json!([
+        {"id": expert_id, "name": "expert"},
+        {"id": account_id(&server, &stranger_expert), "name": "stranger-expert"},
+    ]);
+    for token in [&moderator, &admin] {
+        let (status, body) = server.rest("GET", "/api/v1/meetings/experts", Some(token), None);
+        assert_eq!((status, &body), (200, &offered));
+    }
+    for token in [&inside, &outside, &expert] {
+        let (status, body) = server.rest("GET", "/api/v1/meetings/experts", Some(token), None);
+        assert_eq!(status, 403, "{body}");
+    }
+
     // Scheduling: inside the moderator's scope only; experts must be expert accounts.
     let (status, body) = schedule(
         &server,
@@ -264,7 +279,15 @@ async fn scope_and_bad_input_are_enforced_over_rest_and_rpc() {
             .await,
         Err(1403)
     );
+    assert_eq!(
+        outside_ws.rpc("meeting.experts", json!({})).await,
+        Err(1403)
+    );
     let mut moderator_ws = Ws::connect(&server, &moderator).await;
+    assert_eq!(
+        moderator_ws.rpc("meeting.experts", json!({})).await,
+        Ok(offered)
+    );
     let live = moderator_ws
         .rpc(
             "meeting.live",

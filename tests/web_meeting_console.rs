@@ -1,6 +1,8 @@
 //! The moderator's meeting console, the expert desk and the attendance report in headless
-//! Chromium (`tests/web/meeting_console.mjs`): the moderator takes a meeting live from the
-//! console page and publishes the fake camera through the console's publish link; the
+//! Chromium (`tests/web/meeting_console.mjs`): the moderator schedules a meeting on the
+//! console's list view (the county `xian-01` ticked on the org-tree picker, the expert
+//! chosen by name; the meeting must target exactly the county's units) and takes it live
+//! from the console page and publishes the fake camera through the console's publish link; the
 //! meeting-room TV (`/tv`) and two viewer pages (`/meeting`) play it. A viewer asks,
 //! another votes, the moderator approves, puts it on screen and assigns it in the console,
 //! the expert answers in the expert desk (publicly, then privately); the moderator deletes
@@ -30,7 +32,7 @@ fn a_moderator_runs_a_live_meeting_from_the_console_with_the_expert_desk_and_the
             let env = [("ROOTCAST_RELAY_UDP_BIND", CONTAINED_RELAY_UDP_BIND)];
             let server = TestServer::start_with_env(CONFIG, &env);
             let admin = server.login_as("hq-admin", "admin", None);
-            let stations = county_stations(&server, &admin);
+            let (stations, county) = county_units(&server, &admin);
             assert!(
                 stations.len() >= 4,
                 "four stations in xian-01: {stations:?}"
@@ -69,13 +71,14 @@ fn a_moderator_runs_a_live_meeting_from_the_console_with_the_expert_desk_and_the
                 .unwrap_or_else(|| panic!("a credential in: {printed}"))
                 .to_owned();
 
-            // Stations 0-2 watch (two viewers and the TV); station 3 stays away.
+            // The meeting is for the whole county; stations 0-2 watch (two viewers and the
+            // TV), station 3 and the county's other units stay away.
             let setup = json!({
                 "moderator": moderator,
                 "expert": expert,
                 "expert_name": expert_name,
                 "viewers": viewers,
-                "units": &stations[..4],
+                "county": {"id": "xian-01", "units": county},
                 "screen": {"unit": stations[2], "credential": credential},
                 "absent": stations[3],
             });
@@ -88,17 +91,27 @@ fn a_moderator_runs_a_live_meeting_from_the_console_with_the_expert_desk_and_the
     );
 }
 
-/// The stations under county `xian-01` of the demo organisation.
-fn county_stations(server: &TestServer, token: &str) -> Vec<String> {
+/// The units directly under county `xian-01` of the demo organisation, and every unit of
+/// its subtree (the county itself included).
+fn county_units(server: &TestServer, token: &str) -> (Vec<String>, Vec<String>) {
     let (status, units) = server.rest("GET", "/api/v1/org/units", Some(token), None);
     assert_eq!(status, 200, "{units}");
-    units
-        .as_array()
-        .expect("a list of units")
-        .iter()
-        .filter(|u| u["parent"] == "xian-01")
-        .map(|u| u["id"].as_str().unwrap().to_owned())
-        .collect()
+    let units = units.as_array().expect("a list of units");
+    let ids = |keep: &dyn Fn(&Value) -> bool| -> Vec<String> {
+        units
+            .iter()
+            .filter(|u| keep(u))
+            .map(|u| u["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let children = ids(&|u| u["parent"] == "xian-01");
+    let subtree = ids(&|u| u["path"].as_str().unwrap().contains("/xian-01/"));
+    assert_eq!(
+        subtree.len(),
+        children.len() + 1,
+        "a county of grassroots units"
+    );
+    (children, subtree)
 }
 
 /// Creates an account with `rootcast account add`; returns `{username, password}`.

@@ -24,6 +24,7 @@ conformance!(
     passwords_and_disabling,
     principals_carry_their_scope_path,
     officers_of_lists_active_officers_of_exactly_the_unit,
+    active_experts_are_listed_by_display_name,
     credentials_issue_login_and_revoke,
     secrets_and_passwords_are_stored_only_as_hashes,
     ensure_admin_is_idempotent_and_race_free,
@@ -425,6 +426,48 @@ async fn officers_of_lists_active_officers_of_exactly_the_unit(db: TestDb) {
     );
     assert!(store.officers_of("k1").await.unwrap().is_empty());
     assert!(store.officers_of("nowhere").await.unwrap().is_empty());
+}
+
+async fn active_experts_are_listed_by_display_name(db: TestDb) {
+    let store = store_with_tree(&db).await;
+    assert!(store.active_experts().await.unwrap().is_empty());
+    let named = |username: &str, display_name: &str, unit: Option<&str>| NewAccount {
+        display_name: display_name.into(),
+        ..spec(username, Role::Expert, unit)
+    };
+    // Display names in the opposite order of the usernames: the list follows the names.
+    for (username, display_name, unit) in [
+        ("a-expert", "Zhou (hydrology)", None),
+        ("b-expert", "Li (dams)", Some("k1")),
+        ("c-expert", "Chen (levees)", None),
+    ] {
+        store
+            .create_account(&named(username, display_name, unit), None, T0)
+            .await
+            .unwrap();
+    }
+    let gone = create(&store, "d-expert", Role::Expert, None).await;
+    store.set_disabled(&gone.id, true).await.unwrap();
+    create(&store, "mod-k1", Role::Moderator, Some("k1")).await;
+    create(&store, "officer-s1", Role::Officer, Some("s1")).await;
+
+    let experts = store.active_experts().await.unwrap();
+    assert_eq!(
+        experts
+            .iter()
+            .map(|a| (a.display_name.as_str(), a.username.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("Chen (levees)", "c-expert"),
+            ("Li (dams)", "b-expert"),
+            ("Zhou (hydrology)", "a-expert"),
+        ]
+    );
+    assert!(
+        experts
+            .iter()
+            .all(|a| a.role == Role::Expert && !a.disabled)
+    );
 }
 
 /// `text` with its last character replaced by another of the alphabet.

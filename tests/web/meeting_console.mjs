@@ -3,7 +3,9 @@
 // (WebRTC must not reach the machine's real addresses).
 //
 // Everything the moderator does, they do on the console page (/meeting-console): schedule
-// the meeting (list view), open it, take it live (then the console's publish link opens
+// the meeting (list view: the county ticked on the org-tree picker, whose live count must
+// match the county's units, and the expert ticked by name; the scheduled meeting must
+// target exactly the county's units and name that expert), open it, take it live (then the console's publish link opens
 // /publish with the stream and token, which sends the fake camera); the meeting-room TV
 // (/tv) and two viewer pages (/meeting), opened before the meeting went live, start
 // playing (the viewers then listen on audio only, to spare the CPU). Then, each step checked live on every page concerned: the attendance panel
@@ -17,7 +19,8 @@
 // meeting; the report page (/meeting-report) and its CSV download match what happened.
 //
 // Environment as for browser.mjs, plus ROOTCAST_TEST_MEETING_CONSOLE (JSON from the Rust
-// test: moderator, expert, viewers, units, screen {unit, credential}, absent).
+// test: moderator, expert, expert_name, viewers, county {id, units: every unit of its
+// subtree}, screen {unit, credential}, absent).
 
 import { createRequire } from "node:module";
 import fs from "node:fs";
@@ -194,20 +197,42 @@ try {
   const screenUnit = setup.screen.unit;
 
   // ---- the console: schedule from the list view, then open the meeting ----
+  const moderatorToken = (await rest("POST", "/api/v1/login", "", setup.moderator)).token;
+  const county = setup.county;
+  const audience = county.units.length;
   const consolePage = await openPage("console", `${httpUrl}/meeting-console`);
   await logIn(consolePage, setup.moderator);
   await waitFor(consolePage, "the console's list view", () => !document.querySelector('[data-testid="list-view"]').hidden);
   await consolePage.fill(q("schedule-title"), "Flood season briefing");
   await consolePage.fill(q("schedule-starts"), "2030-01-01T09:00");
   await consolePage.fill(q("schedule-agenda"), "1. Water levels");
-  await consolePage.fill(q("schedule-units"), setup.units.join(", "));
-  await consolePage.fill(q("schedule-experts"), expertLogin.account.id);
+  // The audience: the county ticked on the org tree (under the moderator's city, open).
+  await consolePage.waitForSelector(q(`pick-${county.id}`));
+  check(await consolePage.isDisabled(q("schedule")), "Schedule is disabled while no unit is chosen");
+  await consolePage.check(q(`pick-${county.id}`));
+  await waitFor(consolePage, `the live count of the county's ${audience} units`, (n) =>
+    document.querySelector('[data-testid="target-count"]').dataset.value === String(n), audience);
+  const countText = await text(consolePage, q("target-count"));
+  check(countText === `The meeting will reach ${audience} units`, `the count says how many units the meeting reaches: ${countText}`);
+  await consolePage.click(q("language"));
+  const countZh = await text(consolePage, q("target-count"));
+  check(countZh === `会议将覆盖 ${audience} 个单位`, `the count in zh-CN: ${countZh}`);
+  await consolePage.click(q("language"));
+  check(!(await consolePage.isDisabled(q("schedule"))), "Schedule is enabled once the county is ticked");
+  // The expert, chosen by name.
+  await consolePage.getByLabel(setup.expert_name, { exact: true }).check();
   await consolePage.check(q("schedule-preapproval"));
   await consolePage.click(q("schedule"));
   await waitFor(consolePage, "the scheduled meeting in the list", () =>
     [...document.querySelectorAll('[data-testid="meeting-list"] tr')].some((tr) => tr.textContent.includes("Flood season briefing")));
   const meetingId = await consolePage.evaluate(() =>
     [...document.querySelectorAll('[data-testid="meeting-list"] tr')].find((tr) => tr.textContent.includes("Flood season briefing")).dataset.testid.slice("meeting-".length));
+  const { meeting: scheduled } = await rest("GET", `/api/v1/meetings/${meetingId}`, moderatorToken);
+  const sorted = (ids) => JSON.stringify([...ids].sort());
+  check(sorted(scheduled.units) === sorted(county.units), `the meeting targets exactly the county's units: ${JSON.stringify(scheduled.units)}`);
+  check(JSON.stringify(scheduled.target.subtrees) === JSON.stringify([county.id]), `the meeting's target is the county: ${JSON.stringify(scheduled.target)}`);
+  check(JSON.stringify(scheduled.experts) === JSON.stringify([expertLogin.account.id]), `the expert chosen by name: ${JSON.stringify(scheduled.experts)}`);
+  check((await consolePage.getAttribute(q("target-count"), "data-value")) === "0" && (await consolePage.isDisabled(q("schedule"))), "the form is cleared after scheduling");
   await consolePage.click(`${q(`meeting-${meetingId}`)} ${q("open-meeting")}`);
   await waitFor(consolePage, "the console to open the meeting", () => globalThis.rootcastConsole?.room?.phase === "live" && globalThis.rootcastConsole.room.reloads > 0);
   check((await consolePage.getAttribute(q("meeting-status"), "data-status")) === "scheduled", "the console shows the meeting scheduled");
@@ -266,10 +291,10 @@ try {
   await rest("POST", `/api/v1/meetings/${meetingId}/headcount`, screenLogin.token, { headcount: 12 });
   await waitFor(consolePage, "the TV unit's headcount in the console", (s) => document.querySelector(s)?.dataset.headcount === "12", attendanceRow(screenUnit));
   await consolePage.click(q("remind"));
-  await waitFor(consolePage, "the reminder to one unit", () => document.querySelector('[data-testid="remind-status"]').dataset.count === "1");
+  await waitFor(consolePage, `the reminder to the ${audience - 3} units not connected`, (n) => document.querySelector('[data-testid="remind-status"]').dataset.count === String(n), audience - 3);
   const totals = await consolePage.getAttribute(q("attendance-totals"), "data-connected-units");
   check(totals === "3", `three units connected in the totals (${totals})`);
-  step("attendance panel: 3 of 4 units, headcount 12, one reminded");
+  step(`attendance panel: 3 of ${audience} units, headcount 12, the others reminded`);
 
   // ---- an announcement from the console ----
   await consolePage.fill(q("announce-body"), "Break at 10:30");
@@ -430,11 +455,11 @@ try {
   step("meeting ended from the console");
 
   // ---- the report page ----
-  const stored = await rest("GET", `/api/v1/meetings/${meetingId}/report`, (await rest("POST", "/api/v1/login", "", setup.moderator)).token);
+  const stored = await rest("GET", `/api/v1/meetings/${meetingId}/report`, moderatorToken);
   check(stored.status === "ended", `the stored report is of the ended meeting (${stored.status})`);
   const report = await openPage("report", `${httpUrl}/meeting-report?id=${meetingId}`);
   await logIn(report, setup.moderator);
-  await waitFor(report, "the report's rows", (n) => document.querySelectorAll('[data-testid="report-units"] tr').length === n, setup.units.length);
+  await waitFor(report, "the report's rows", (n) => document.querySelectorAll('[data-testid="report-units"] tr').length === n, audience);
   const rows = await report.evaluate(() =>
     Object.fromEntries([...document.querySelectorAll('[data-testid="report-units"] tr')].map((tr) => [tr.dataset.testid.slice("rep-".length), { ...tr.dataset, minutesText: tr.querySelector('[data-testid="minutes"]').textContent }])));
   const liveSeconds = (stored.ended_at - stored.live_at) / 1000;
@@ -451,7 +476,7 @@ try {
     check(row.minutesText === unit.minutes_watched.toFixed(2), `the page's minutes for ${unit.unit} match the report (${row.minutesText} vs ${unit.minutes_watched})`);
   }
   const summary = await text(report, q("report-summary"));
-  check(summary.startsWith("3 of 4 units joined"), `the report's summary: ${summary}`);
+  check(summary.startsWith(`3 of ${audience} units joined`), `the report's summary: ${summary}`);
 
   // The CSV download carries the same figures.
   await waitFor(report, "the CSV link", () => !document.querySelector('[data-testid="csv-download"]').hidden);
@@ -459,7 +484,7 @@ try {
   check(download.suggestedFilename() === `attendance-${meetingId}.csv`, `the CSV's file name (${download.suggestedFilename()})`);
   const csv = fs.readFileSync(await download.path(), "utf8").trim().split(/\r?\n/);
   check(csv[0] === "unit,name,joined_at,minutes_watched,headcount,questions_asked", `the CSV header: ${csv[0]}`);
-  check(csv.length === setup.units.length + 1, `one CSV line per unit (${csv.length - 1})`);
+  check(csv.length === audience + 1, `one CSV line per unit (${csv.length - 1})`);
   for (const line of csv.slice(1)) {
     const [unit, , joinedAt, minutes, headcount, questions] = csvFields(line);
     const row = rows[unit];

@@ -65,6 +65,7 @@ pub(crate) const STATIC_FILES: &[EmbeddedFile] = &[
     embed!("static", "api.js"),
     embed!("static", "markdown.js"),
     embed!("static", "org-tree.js"),
+    embed!("static", "unit-picker.js"),
     embed!("static", "directive-text.js"),
     embed!("static", "session-ui.js"),
     embed!("static", "console.js"),

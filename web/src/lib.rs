@@ -17,16 +17,17 @@
 //! | `web/static/live-state.js` | the live-state page: subscribes to `sys:stats` and renders it |
 //! | `web/static/whip-client.js` | WHIP publishing and WHEP playback against the relay (offer, answer, `DELETE`) |
 //! | `web/static/publish.js`, `watch.js`, `relay.css` | the camera publishing page and the viewer page with live `getStats()` figures |
-//! | `web/static/console.js`, `inbox.js`, `directives.css` | the moderator console (compose, tree picker, send, live acknowledgement map) and a unit's inbox (banner, receipts, acknowledge, reply) |
+//! | `web/static/console.js`, `inbox.js`, `directives.css` | the moderator console (compose, target picker, send, live acknowledgement map) and a unit's inbox (banner, receipts, acknowledge, reply) |
 //! | `web/static/api.js`, `session-ui.js`, `directive-text.js` | what the directive pages share: REST calls with the login's bearer token, the login form and badge, their zh-CN/English text |
 //! | `web/static/meeting-live.js`, `meeting.js`, `meeting.css` | a meeting's live state (join, channels, reload after reconnect) and WHEP player (retries, restarts, audio only on a weak link); the viewer page (video, announcement banner, Q&A, chat) |
 //! | `web/static/tv.js`, `tv.css` | the meeting-room TV: full-screen video, announcement and directive banners, the question on screen, the join link; recovers by itself |
-//! | `web/static/meeting-console.js`, `meeting-console.css` | the moderator's meeting console (`?id=`: go live, end, announcements, the Q&A queue, chat moderation, live attendance with reminders; without `id`: the meeting list and a schedule form); the CSS is shared with the next two |
+//! | `web/static/meeting-console.js`, `meeting-console.css` | the moderator's meeting console (`?id=`: go live, end, announcements, the Q&A queue, chat moderation, live attendance with reminders; without `id`: the meeting list and a schedule form with the target picker and the experts by name); the CSS is shared with the next two |
 //! | `web/static/expert.js` | the expert desk: the questions assigned to the logged-in expert, live, answered publicly or privately |
 //! | `web/static/meeting-report.js` | a meeting's attendance report per unit and its CSV download |
 //! | `web/static/replay.js`, `replay.css` | an ended meeting's replay (`?id=`): its recordings in one `<video>`, one after the other, beside its questions, votes and public answers; selecting a question seeks to when it was asked |
 //! | `web/static/markdown.js` | the Markdown subset of directives, rendered by building elements (never as HTML), links only to http(s) |
 //! | `web/static/org-tree.js` | the org tree on the client: target resolution as the hub does it, per-subtree and per-level roll-up |
+//! | `web/static/unit-picker.js` | the target picker both consoles share (a directive's target, a meeting's audience): org tree with a checkbox per subtree, kind and tag filters, the live count of units reached |
 //! | `src/catalog.rs` | the table of embedded files and the headers worked out once per file |
 //! | `src/serve.rs` | responses: 200, 304 for a matching `If-None-Match`, 404 |
 //!

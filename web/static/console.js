@@ -1,6 +1,6 @@
 // console.js — the moderator console at `/console`: log in, compose a directive (Markdown
-// with a safe preview), pick its target on the org tree, send it, and follow its live
-// acknowledgement map.
+// with a safe preview), pick its target on the org tree (unit-picker.js), send it, and
+// follow its live acknowledgement map.
 //
 // REST (api.js): POST /api/v1/login, GET /api/v1/org/units, GET/POST /api/v1/directives,
 // GET /api/v1/directives/{id}/dashboard, POST …/{id}/correct and …/{id}/retract.
@@ -15,23 +15,10 @@ import { Session } from "./api.js";
 import { describeError, mergeText, translator } from "./directive-text.js";
 import { bindSession, showLoggedIn, showNotice, showPhase } from "./session-ui.js";
 import { renderMarkdown } from "./markdown.js";
-import {
-  LEVELS,
-  STAGES,
-  ackFraction,
-  heatLevel,
-  indexUnits,
-  isOverdue,
-  kindsAndTags,
-  pathIds,
-  resolveTarget,
-  rollup,
-  stageOf,
-  subtreeSizes,
-  topmostSelected,
-} from "./org-tree.js";
+import { LEVELS, STAGES, ackFraction, heatLevel, indexUnits, isOverdue, pathIds, rollup, stageOf } from "./org-tree.js";
+import { PICKER_TEXT, UnitPicker } from "./unit-picker.js";
 
-const TEXT = mergeText({
+const TEXT = mergeText(PICKER_TEXT, {
   en: {
     documentTitle: "rootcast — directive console",
     pageTitle: "directive console",
@@ -41,12 +28,8 @@ const TEXT = mergeText({
     previewLabel: "Preview",
     priorityLabel: "Priority",
     targetLabel: "Send to",
-    kindFilter: "Only units of kind",
-    tagFilter: "Only units tagged",
-    clearTarget: "Clear",
     targetCount: "{n} units will receive it",
     targetNone: "Tick the parts of the organisation to send to.",
-    expand: "Show the units below {name}",
     send: "Send",
     sending: "Sending…",
     sentTo: "Sent to {n} units.",
@@ -89,12 +72,8 @@ const TEXT = mergeText({
     previewLabel: "预览",
     priorityLabel: "优先级",
     targetLabel: "发送对象",
-    kindFilter: "仅限单位类型",
-    tagFilter: "仅限标签",
-    clearTarget: "清除",
     targetCount: "将发送至 {n} 个单位",
     targetNone: "请勾选要发送的组织范围。",
-    expand: "展开 {name} 的下级单位",
     send: "发送",
     sending: "正在发送…",
     sentTo: "已发送至 {n} 个单位。",
@@ -139,12 +118,7 @@ const model = {
   lang: chooseLanguage(),
   phase: "loggedOut",
   everLive: false,
-  index: null,
-  sizes: null,
-  selected: new Set(),
-  kinds: new Set(),
-  tags: new Set(),
-  expanded: new Set(),
+  index: null, // the org tree, for the acknowledgement map
   directives: [],
   current: null, // the open acknowledgement map, see openDashboard()
   sending: false,
@@ -152,8 +126,8 @@ const model = {
 const t = translator(TEXT, () => model.lang);
 const session = new Session("console");
 let client = null;
-/** Tree checkboxes by unit id, for those rendered so far. */
-const checkboxes = new Map();
+/** The target picker, once the units are loaded. */
+let picker = null;
 
 // ---- language ----
 
@@ -166,160 +140,17 @@ function renderText() {
   toggle.lang = t("languageTag");
   showPhase(model.phase, t);
   showLoggedIn(Boolean(session.data), session.account, t);
-  renderTargetCount();
+  picker?.renderText();
+  updateSendButton();
   renderList();
   if (model.current) renderDashboard();
 }
 
-// ---- the tree picker ----
-
-function setUpPicker(units) {
-  model.index = indexUnits(units);
-  model.sizes = subtreeSizes(model.index);
-  model.selected.clear();
-  model.kinds.clear();
-  model.tags.clear();
-  model.expanded = new Set(model.index.roots);
-  const { kinds, tags } = kindsAndTags(model.index.units);
-  fillFilters($("kind-filters"), kinds, model.kinds, "kind", (kind) => `kind.${kind}`);
-  fillFilters($("tag-filters"), tags, model.tags, "tag", null);
-  $("tag-filters").hidden = tags.length === 0;
-  renderTree();
-}
-
-function fillFilters(container, values, chosen, prefix, textKey) {
-  for (const old of container.querySelectorAll("label")) old.remove();
-  for (const value of values) {
-    const label = document.createElement("label");
-    label.className = "chip";
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.value = value;
-    box.dataset.testid = `${prefix}-${value}`;
-    box.addEventListener("change", () => {
-      if (box.checked) chosen.add(value);
-      else chosen.delete(value);
-      renderTargetCount();
-    });
-    const name = document.createElement("span");
-    if (textKey) {
-      name.dataset.i18n = textKey(value);
-      name.textContent = t(textKey(value));
-    } else {
-      name.textContent = value;
-    }
-    label.append(box, name);
-    container.append(label);
-  }
-}
-
-function renderTree() {
-  checkboxes.clear();
-  const tree = $("tree");
-  tree.replaceChildren(...model.index.roots.map((id) => treeItem(id)));
-  updateChecks();
-}
-
-function treeItem(id) {
-  const unit = model.index.byId.get(id);
-  const children = model.index.children.get(id) ?? [];
-  const item = document.createElement("li");
-  item.role = "treeitem";
-  item.dataset.unit = id;
-  const row = document.createElement("div");
-  row.className = "tree-row";
-  if (children.length > 0) {
-    const toggle = document.createElement("button");
-    toggle.type = "button";
-    toggle.className = "tree-toggle";
-    toggle.dataset.testid = `expand-${id}`;
-    toggle.setAttribute("aria-label", t("expand", { name: unit.name }));
-    toggle.addEventListener("click", () => {
-      if (model.expanded.has(id)) model.expanded.delete(id);
-      else model.expanded.add(id);
-      item.replaceWith(treeItem(id));
-      updateChecks();
-    });
-    row.append(toggle);
-  } else {
-    const spacer = document.createElement("span");
-    spacer.className = "tree-spacer";
-    row.append(spacer);
-  }
-  const label = document.createElement("label");
-  const box = document.createElement("input");
-  box.type = "checkbox";
-  box.dataset.testid = `pick-${id}`;
-  box.addEventListener("change", () => {
-    if (box.checked) model.selected.add(id);
-    else model.selected.delete(id);
-    updateChecks();
-    renderTargetCount();
-  });
-  checkboxes.set(id, box);
-  const name = document.createElement("span");
-  name.textContent = unit.name;
-  const size = document.createElement("span");
-  size.className = "tree-count";
-  size.textContent = formatCount(model.sizes.get(id) ?? 1, model.lang);
-  label.append(box, name, size);
-  row.append(label);
-  item.append(row);
-  if (children.length > 0) {
-    const expanded = model.expanded.has(id);
-    item.setAttribute("aria-expanded", String(expanded));
-    if (expanded) {
-      const group = document.createElement("ul");
-      group.role = "group";
-      group.append(...children.map((child) => treeItem(child)));
-      item.append(group);
-    }
-  }
-  return item;
-}
-
-/** A checkbox under a ticked subtree shows ticked and cannot be changed. */
-function updateChecks() {
-  for (const [id, box] of checkboxes) {
-    if (!box.isConnected) {
-      checkboxes.delete(id);
-      continue;
-    }
-    const unit = model.index.byId.get(id);
-    const covered = pathIds(unit.path)
-      .slice(0, -1)
-      .some((ancestor) => model.selected.has(ancestor));
-    box.checked = covered || model.selected.has(id);
-    box.disabled = covered;
-  }
-}
-
-/** The target as the hub takes it, or null when nothing is chosen. */
-function currentTarget() {
-  if (!model.index) return null;
-  const subtrees = topmostSelected(model.index, model.selected);
-  const kinds = [...model.kinds].sort();
-  const tags = [...model.tags].sort();
-  if (subtrees.length === 0 && kinds.length === 0 && tags.length === 0) return null;
-  // Kinds or tags alone mean "within everything I may address".
-  return { subtrees: subtrees.length > 0 ? subtrees : [...model.index.roots], kinds, tags, units: [] };
-}
-
-function renderTargetCount() {
-  const output = $("target-count");
-  const target = currentTarget();
-  const count = target ? resolveTarget(model.index, target).length : 0;
-  output.dataset.value = String(count);
-  output.textContent = target ? t("targetCount", { n: formatCount(count, model.lang) }) : t("targetNone");
-  updateSendButton();
-}
+// ---- compose and send ----
 
 function updateSendButton() {
-  const count = Number($("target-count").dataset.value);
-  $("send").disabled = model.sending || count === 0 || $("title").value.trim() === "";
+  $("send").disabled = model.sending || !picker || picker.count() === 0 || $("title").value.trim() === "";
 }
-
-// ---- compose and send ----
 
 /** `datetime-local` value → ms since the epoch, or null. */
 function deadlineFrom(input) {
@@ -337,7 +168,7 @@ function deadlineValue(ms) {
 
 async function send(event) {
   event.preventDefault();
-  const target = currentTarget();
+  const target = picker?.target();
   if (!target || model.sending) return;
   model.sending = true;
   updateSendButton();
@@ -817,8 +648,11 @@ async function enter() {
   connect();
   try {
     const units = await session.get("/api/v1/org/units");
-    setUpPicker(Array.isArray(units) ? units : []);
-    renderTargetCount();
+    const list = Array.isArray(units) ? units : [];
+    model.index = indexUnits(list);
+    picker?.remove();
+    picker = new UnitPicker($("picker"), { units: list, t, lang: () => model.lang, onChange: updateSendButton });
+    updateSendButton();
     await loadDirectives();
   } catch (error) {
     showNotice(t("loadFailed", { reason: describeError(error, t) }));
@@ -848,7 +682,9 @@ function leave() {
   client = null;
   model.directives = [];
   model.index = null;
-  $("tree").replaceChildren();
+  picker?.remove();
+  picker = null;
+  updateSendButton();
   setPhase("loggedOut");
   showLoggedIn(false, null, t);
 }
@@ -864,14 +700,6 @@ function start() {
   $("compose-form").addEventListener("submit", send);
   $("title").addEventListener("input", updateSendButton);
   $("body").addEventListener("input", () => renderMarkdown($("preview"), $("body").value));
-  $("clear-target").addEventListener("click", () => {
-    model.selected.clear();
-    model.kinds.clear();
-    model.tags.clear();
-    for (const box of $("picker").querySelectorAll(".chip input")) box.checked = false;
-    updateChecks();
-    renderTargetCount();
-  });
   $("correct").addEventListener("click", openCorrect);
   $("retract").addEventListener("click", openRetract);
   $("correct-dialog").addEventListener("close", afterCorrect);

@@ -114,10 +114,11 @@ export const COMMON_TEXT = {
   },
 };
 
-/** The common text merged with a page's own (`{en: {…}, "zh-CN": {…}}`). */
-export function mergeText(pageText) {
+/** The common text merged with a page's own (`{en: {…}, "zh-CN": {…}}`; several are merged
+ * in order, a later one's keys winning). */
+export function mergeText(...pageTexts) {
   const merged = {};
-  for (const lang of Object.keys(COMMON_TEXT)) merged[lang] = { ...COMMON_TEXT[lang], ...pageText[lang] };
+  for (const lang of Object.keys(COMMON_TEXT)) merged[lang] = Object.assign({ ...COMMON_TEXT[lang] }, ...pageTexts.map((text) => text[lang]));
   return merged;
 }
 

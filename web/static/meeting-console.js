@@ -1,5 +1,8 @@
 // meeting-console.js — the moderator's meeting console at `/meeting-console?id=<meeting>`
-// (without `id`: the meetings the moderator may run and a form to schedule one).
+// (without `id`: the meetings the moderator may run and, for administrators and
+// moderators, a form to schedule one: its audience chosen on the org tree as for a
+// directive (unit-picker.js, with the live count of units it reaches) and its experts
+// ticked by name from `GET /api/v1/meetings/experts`).
 //
 // One meeting: go live on a relay stream (the WHIP address and publish token for OBS, or a
 // link to the browser publish page), end it, push live announcements, the Q&A queue
@@ -24,8 +27,9 @@ import { ApiError, Session, request } from "./api.js";
 import { describeError, mergeText, translator } from "./directive-text.js";
 import { bindSession, showLoggedIn, showNotice, showPhase } from "./session-ui.js";
 import { sortQuestions } from "./meeting-live.js";
+import { PICKER_TEXT, UnitPicker } from "./unit-picker.js";
 
-const TEXT = mergeText({
+const TEXT = mergeText(PICKER_TEXT, {
   en: {
     documentTitle: "rootcast — meeting console",
     pageTitle: "meeting console",
@@ -47,11 +51,15 @@ const TEXT = mergeText({
     "field.title": "Title",
     "field.starts": "Starts",
     "field.agenda": "Agenda",
-    "field.units": "Units (ids, separated by spaces or commas)",
-    "field.experts": "Experts (account ids)",
+    "field.units": "Audience",
+    "field.experts": "Experts who answer questions",
     "field.preapproval": "Questions wait for approval",
+    targetCount: "The meeting will reach {n} units",
+    targetNone: "Tick the parts of the organisation to invite.",
+    noExperts: "No expert accounts yet.",
+    formFailed: "Cannot load the units and experts: {reason}",
     scheduleButton: "Schedule",
-    scheduled: "Scheduled.",
+    scheduled: "Scheduled for {n} units.",
     scheduleFailed: "Not scheduled: {reason}",
     controlTitle: "Meeting",
     "status.scheduled": "Scheduled",
@@ -166,11 +174,15 @@ const TEXT = mergeText({
     "field.title": "标题",
     "field.starts": "开始时间",
     "field.agenda": "议程",
-    "field.units": "单位（编号，以空格或逗号分隔）",
-    "field.experts": "专家（账号编号）",
+    "field.units": "参会范围",
+    "field.experts": "答疑专家",
     "field.preapproval": "提问需审核后显示",
+    targetCount: "会议将覆盖 {n} 个单位",
+    targetNone: "请勾选要参会的组织范围。",
+    noExperts: "暂无专家账号。",
+    formFailed: "无法加载单位和专家：{reason}",
     scheduleButton: "安排",
-    scheduled: "已安排。",
+    scheduled: "已安排，共 {n} 个单位。",
     scheduleFailed: "未能安排：{reason}",
     controlTitle: "会议",
     "status.scheduled": "未开始",
@@ -568,10 +580,14 @@ const model = {
   media: null,
   endAsked: false,
   meetings: [],
+  experts: null, // [{id, name}] the schedule form offers, once loaded
+  scheduling: false,
 };
 const t = translator(TEXT, () => model.lang);
 const session = new Session("meeting-console");
 let room = null;
+/** The schedule form's audience picker, once the units are loaded. */
+let picker = null;
 
 function el(tag, { className, testId, text, attrs } = {}, children = []) {
   const element = document.createElement(tag);
@@ -608,6 +624,8 @@ function renderAll() {
   // The list view has no live connection: its badge says whether the hub answered.
   showPhase(room ? room.phase : !loggedIn ? "loggedOut" : model.meetingId ? "connecting" : "live", t);
   if (!model.meetingId) {
+    picker?.renderText();
+    updateScheduleButton();
     renderList();
     return;
   }
@@ -652,34 +670,80 @@ async function loadList() {
   renderAll();
 }
 
-function splitIds(text) {
-  return text
-    .split(/[\s,，]+/)
-    .map((s) => s.trim())
-    .filter(Boolean);
+// ---- the schedule form ----
+
+/** Loads what the schedule form offers, for those who schedule meetings: the org tree for
+ * the audience and the expert accounts by name. */
+async function loadScheduleForm() {
+  const allowed = ["admin", "moderator"].includes(session.account?.role);
+  $("schedule-section").hidden = !allowed;
+  if (!allowed) return;
+  try {
+    const [units, experts] = await Promise.all([session.get("/api/v1/org/units"), session.get("/api/v1/meetings/experts")]);
+    picker?.remove();
+    picker = new UnitPicker($("picker"), {
+      units: Array.isArray(units) ? units : [],
+      t,
+      lang: () => model.lang,
+      onChange: updateScheduleButton,
+    });
+    model.experts = Array.isArray(experts) ? experts : [];
+  } catch (error) {
+    const status = $("schedule-status");
+    status.dataset.kind = "error";
+    status.textContent = t("formFailed", { reason: describeError(error, t) });
+  }
+  renderExperts();
+  updateScheduleButton();
+}
+
+function renderExperts() {
+  const experts = model.experts ?? [];
+  $("expert-list").replaceChildren(
+    ...experts.map((expert) =>
+      el("label", { className: "chip" }, [
+        el("input", { testId: `expert-${expert.id}`, attrs: { type: "checkbox", value: expert.id } }),
+        el("span", { text: expert.name }),
+      ]),
+    ),
+  );
+  $("no-experts").hidden = model.experts?.length !== 0;
+}
+
+function updateScheduleButton() {
+  $("schedule").disabled = model.scheduling || !picker || picker.count() === 0;
 }
 
 async function schedule(event) {
   event.preventDefault();
+  const target = picker?.target();
+  if (!target || model.scheduling) return;
+  model.scheduling = true;
+  updateScheduleButton();
   const status = $("schedule-status");
   const starts = new Date($("schedule-starts").value).getTime();
+  const experts = [...$("expert-list").querySelectorAll("input:checked")].map((box) => box.value);
   try {
     const reply = await session.post("/api/v1/meetings", {
       title: $("schedule-title").value.trim(),
       agenda: $("schedule-agenda").value,
       starts_at: Number.isFinite(starts) ? starts : Date.now(),
-      target: { units: splitIds($("schedule-units").value) },
-      experts: splitIds($("schedule-experts").value),
+      target,
+      experts,
       qa_preapproval: $("schedule-preapproval").checked,
     });
     status.dataset.kind = "ok";
-    status.textContent = t("scheduled");
+    status.textContent = t("scheduled", { n: formatCount(reply.meeting.unit_count ?? 0, model.lang) });
     $("schedule-form").reset();
+    picker?.clear();
     model.meetings = [reply.meeting, ...model.meetings.filter((m) => m.id !== reply.meeting.id)];
     renderList();
   } catch (error) {
     status.dataset.kind = "error";
     status.textContent = t("scheduleFailed", { reason: describeError(error, t) });
+  } finally {
+    model.scheduling = false;
+    updateScheduleButton();
   }
 }
 
@@ -1070,7 +1134,7 @@ async function enter() {
   showNotice(null);
   if (!model.meetingId) {
     renderAll();
-    await loadList();
+    await Promise.all([loadList(), loadScheduleForm()]);
     return;
   }
   const next = new ConsoleRoom(session, model.meetingId);
@@ -1106,6 +1170,10 @@ function leave() {
   room?.stop();
   room = null;
   model.media = null;
+  picker?.remove();
+  picker = null;
+  model.experts = null;
+  renderExperts();
   renderAll();
 }
 

@@ -1,7 +1,8 @@
 //! Live meetings as people use them: schedule (title, agenda, start, an audience chosen
-//! like a directive's target), list, get, go live on a relay stream, end, join (the
-//! state now and the subscription tokens of the meeting's channels), the viewer page's
-//! link with its QR code (for the meeting-room screen), and live announcements. Q&A is in [`super::qa`], attendance in [`super::attendance`]; both
+//! like a directive's target, experts from the list of expert accounts), list, get, go
+//! live on a relay stream, end, join (the state now and the subscription tokens of the
+//! meeting's channels), the viewer page's link with its QR code (for the meeting-room
+//! screen), and live announcements. Q&A is in [`super::qa`], attendance in [`super::attendance`]; both
 //! check access through [`Services::meeting_access`], which the meeting chat uses too.
 //!
 //! # Who may do what
@@ -71,6 +72,7 @@ pub(super) fn routes() -> Router<AppState> {
             "/api/v1/meetings",
             get(list_meetings).post(schedule_meeting),
         )
+        .route("/api/v1/meetings/experts", get(list_experts))
         .route("/api/v1/meetings/{id}", get(get_meeting))
         .route("/api/v1/meetings/{id}/live", post(go_live))
         .route("/api/v1/meetings/{id}/end", post(end_meeting))
@@ -97,6 +99,12 @@ pub(super) fn register_rpc(services: &Arc<Services>, registry: &mut RpcRegistry)
         registry,
         "meeting.list",
         |s, _node, who, _: super::rpc::Empty| async move { s.list_meetings(&who).await },
+    );
+    method(
+        services,
+        registry,
+        "meeting.experts",
+        |s, _node, who, _: super::rpc::Empty| async move { s.list_experts(&who).await },
     );
     method(
         services,
@@ -417,6 +425,21 @@ impl Services {
             out.push(self.meeting_view(&meeting, MeetingDetail::Summary).await?);
         }
         Ok(Value::Array(out))
+    }
+
+    /// The experts a meeting may name, `[{id, name}]` by display name: every active
+    /// expert account, for those who schedule meetings (administrators and moderators).
+    pub(super) async fn list_experts(&self, who: &Principal) -> Result<Value, ServiceError> {
+        if !matches!(who.role, Role::Admin | Role::Moderator) {
+            return Err(ServiceError::Forbidden(
+                "only administrators and moderators schedule meetings".into(),
+            ));
+        }
+        let experts = self.store.active_experts().await?;
+        Ok(experts
+            .iter()
+            .map(|account| json!({"id": account.id, "name": account.display_name}))
+            .collect())
     }
 
     /// One meeting, with the caller's access.
@@ -787,6 +810,11 @@ async fn schedule_meeting(State(state): State<AppState>, headers: HeaderMap, bod
 async fn list_meetings(State(state): State<AppState>, headers: HeaderMap) -> Reply {
     let who = caller(&state, &headers).await?;
     ok(state.services.list_meetings(&who).await?)
+}
+
+async fn list_experts(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    let who = caller(&state, &headers).await?;
+    ok(state.services.list_experts(&who).await?)
 }
 
 async fn get_meeting(

@@ -249,6 +249,27 @@ impl Store {
         to_accounts(rows)
     }
 
+    /// The active (not disabled) expert accounts, by display name, then id: those a
+    /// meeting may name as its experts.
+    pub async fn active_experts(&self) -> Result<Vec<Account>, StoreError> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM account a WHERE a.role = $1 AND a.disabled = $2"
+        );
+        let rows: Vec<AccountRow> = with_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(Role::Expert.as_str())
+                .bind(false)
+                .fetch_all(pool)
+                .await?
+        });
+        let mut experts = to_accounts(rows)?;
+        // Sorted here rather than in SQL, so both backends agree whatever their collation.
+        experts.sort_by(|a, b| {
+            (a.display_name.as_str(), a.id.as_str()).cmp(&(b.display_name.as_str(), b.id.as_str()))
+        });
+        Ok(experts)
+    }
+
     /// Sets (or replaces) an account's password.
     pub async fn set_password(&self, account_id: &str, password: &str) -> Result<(), StoreError> {
         let phc = hash_blocking(password).await?;
