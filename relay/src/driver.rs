@@ -264,6 +264,19 @@ struct Shared {
     tcp_candidates: Vec<SocketAddr>,
     /// The driver's counters, published once per loop turn (`GET /relay/metrics`).
     metrics: DriverMetrics,
+    /// Streams whose publisher sends one video layer (no simulcast): their viewers are
+    /// built without bandwidth estimation, so str0m does not pace them (see
+    /// [`RelayHandle::negotiate`]). Written by the driver when a publisher arrives or
+    /// leaves.
+    single_layer_streams: std::sync::Mutex<HashSet<String>>,
+}
+
+impl Shared {
+    fn single_layer_streams(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.single_layer_streams
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Binds the UDP socket and spawns the driver task on the current tokio runtime, with the
@@ -313,6 +326,7 @@ pub async fn start_with(config: RelayConfig, hooks: RelayHooks) -> io::Result<Re
         tcp_addr,
         tcp_candidates,
         metrics: DriverMetrics::new(buffers),
+        single_layer_streams: Default::default(),
     });
     let tcp_rx = listener.map(|listener| {
         let (events, rx) = mpsc::channel(1024);
@@ -396,7 +410,15 @@ impl RelayHandle {
         offer: &str,
     ) -> Result<Negotiated, RelayError> {
         let summary = sdp_checks::check_offer(offer, role)?;
-        let (rtc, answer) = self.accept(role, offer)?;
+        // A viewer gets bandwidth estimation (and with it str0m's pacer) only when its
+        // layer can follow the estimate: when the stream's publisher sends simulcast (or
+        // is not known yet). A single-layer stream's packets were paced by the publisher
+        // and are forwarded as they come; pacing them again cost a str0m timeout per
+        // packet per viewer (≈ 30 % of the relay's CPU at 200 viewers, `docs/benchmarks.md`
+        // R1 session 6). A viewer keeps what it got if the publisher changes.
+        let estimated =
+            role == OfferRole::View && !self.shared.single_layer_streams().contains(stream);
+        let (rtc, answer) = self.accept(role, estimated, offer)?;
         let session = random_hex();
         let etag = new_etag();
         let (reply, answered) = oneshot::channel();
@@ -408,6 +430,7 @@ impl RelayHandle {
             summary,
             offer: offer.to_string(),
             etag: etag.clone(),
+            estimated,
         };
         self.tx
             .send(Command::Adopt {
@@ -548,7 +571,14 @@ impl RelayHandle {
         answered.await.map_err(|_| RelayError::Stopped)
     }
 
-    fn accept(&self, role: OfferRole, offer: &str) -> Result<(Rtc, String), RelayError> {
+    /// A new `Rtc` for the offer, and its answer; `estimated` (viewers only) turns on
+    /// str0m's bandwidth estimation, and with it its pacer.
+    fn accept(
+        &self,
+        role: OfferRole,
+        estimated: bool,
+        offer: &str,
+    ) -> Result<(Rtc, String), RelayError> {
         let config = &self.shared.config;
         let mut builder = Rtc::builder()
             .set_rtp_mode(true)
@@ -558,10 +588,11 @@ impl RelayHandle {
             .enable_vp8(true)
             .enable_h264(true);
         if role == OfferRole::View {
-            builder = builder
-                .enable_bwe(Some(Bitrate::bps(config.initial_viewer_bitrate_bps)))
-                // `Event::MediaEgressStats`: NACKs received and packets sent (`Egress`).
-                .set_stats_interval(Some(Duration::from_secs(1)));
+            if estimated {
+                builder = builder.enable_bwe(Some(Bitrate::bps(config.initial_viewer_bitrate_bps)));
+            }
+            // `Event::MediaEgressStats`: NACKs received and packets sent (`Egress`).
+            builder = builder.set_stats_interval(Some(Duration::from_secs(1)));
         }
         // str0m's SDP parser and negotiation are not ours: a panic on hostile input must
         // become a 400, not a dead handler.
@@ -634,6 +665,8 @@ struct Prepared {
     summary: OfferSummary,
     offer: String,
     etag: String,
+    /// A viewer built with bandwidth estimation.
+    estimated: bool,
 }
 
 enum Command {
@@ -724,6 +757,8 @@ struct Viewer {
     pts: HashMap<u8, Pt>,
     /// Per mid: what str0m sent and the NACKs it got (its stats events), for [`StreamStats`].
     egress: HashMap<Mid, Egress>,
+    /// Built with bandwidth estimation: its layer follows the estimate (else it has none).
+    estimated: bool,
 }
 
 /// One viewer mid's egress figures. str0m answers the viewer's NACKs itself (RTX from the
@@ -1316,7 +1351,9 @@ impl Driver {
         let mut rng = rand::rng();
         let options = ViewerOptions {
             preference: viewer.preference,
-            initial_estimate_bps: Some(self.shared.config.initial_viewer_bitrate_bps),
+            initial_estimate_bps: viewer
+                .estimated
+                .then_some(self.shared.config.initial_viewer_bitrate_bps),
             audio: RtpBase {
                 // Below 2^15 so the extended numbers stay far from a roll-over at the start.
                 seq: rng.random_range(0..0x8000),
@@ -1492,6 +1529,7 @@ impl Driver {
                 if stream.publisher == Some(key) {
                     stream.publisher = None;
                     stream.params.clear();
+                    self.shared.single_layer_streams().remove(&*peer.stream);
                     stream.forwarder.publisher_left(now);
                     if let Some(recording) = stream.recording.take() {
                         self.finishing_recordings.retain(|t| !t.is_finished());
@@ -1771,6 +1809,7 @@ impl Driver {
             summary,
             offer,
             etag,
+            estimated,
         } = prepared;
         let config = &self.shared.config;
         let name: Arc<str> = Arc::from(name.as_str());
@@ -1789,6 +1828,13 @@ impl Driver {
                 }
                 let publisher = Publisher::new(&rtc, &summary);
                 let params = publisher_params(&rtc, &publisher);
+                let mut single_layer = self.shared.single_layer_streams();
+                if publisher.rid_layers.len() <= 1 {
+                    single_layer.insert(name.to_string());
+                } else {
+                    single_layer.remove(&*name);
+                }
+                drop(single_layer);
                 let stream = self.streams.entry(name.clone()).or_insert_with(Stream::new);
                 stream.publisher = Some(key);
                 stream.params = params;
@@ -1809,7 +1855,7 @@ impl Driver {
                 if stream.publisher.is_none() {
                     return Err(RelayError::NoPublisher);
                 }
-                let mut viewer = Viewer::new(&rtc, &summary);
+                let mut viewer = Viewer::new(&rtc, &summary, estimated);
                 viewer.pts = viewer_pts(&rtc, &viewer, &stream.params);
                 // The viewer must take at least one codec the publisher actually sends.
                 let takes_one = stream
@@ -2133,8 +2179,9 @@ struct PublisherCodec {
 }
 
 impl Viewer {
-    fn new(rtc: &Rtc, summary: &OfferSummary) -> Viewer {
+    fn new(rtc: &Rtc, summary: &OfferSummary, estimated: bool) -> Viewer {
         let mut viewer = Viewer {
+            estimated,
             joined: false,
             preference: ViewerPreference::Auto,
             offered: HashMap::new(),

@@ -1,7 +1,8 @@
 //! The WHEP layer route (`/whep/{stream}/{session}/layer`, the WHEP draft's layer selection
 //! extension plus audio-only) over HTTP, with a webrtc-rs publisher and viewer on loopback:
-//! the `Link` in the 201, statuses (200, 400, 404, 204 for OPTIONS), and audio-only
-//! stopping video while audio goes on.
+//! the `Link` in the 201, statuses (200, 400, 404, 204 for OPTIONS), audio-only
+//! stopping video while audio goes on, and no bandwidth estimate for a viewer of a
+//! single-layer stream.
 
 #[path = "common/whip.rs"]
 mod whip_common;
@@ -83,6 +84,8 @@ async fn scenario() {
         text.contains(r#""preference":"high","joined":true,"target":"low","current":"low""#),
         "{text}"
     );
+    // One layer: nothing to choose, so no bandwidth estimation (and no pacing) for it.
+    assert!(text.contains(r#""estimate_bps":null,"#), "{text}");
     assert!(
         text.contains(r#""layers":[{"layer":"low","encodingId":null,"#),
         "{text}"

@@ -278,6 +278,8 @@ try {
   const state = await relayLayer(one);
   console.log(`viewer 1 layer state: ${JSON.stringify(state)}`);
   check(state.preference === "auto" && state.joined && state.layers.length >= 2, "live layers, auto");
+  // A simulcast stream's viewers get a bandwidth estimate: their layer follows it.
+  check(Number.isFinite(state.estimate_bps) && state.estimate_bps > 0, `a bandwidth estimate (got ${state.estimate_bps})`);
   const expected = { q: "low", h: "medium", f: "high" };
   check(
     state.layers.every((l) => expected[l.encodingId] === l.layer) && state.layers[0].encodingId === "q",
