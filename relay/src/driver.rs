@@ -55,7 +55,9 @@ use str0m::change::SdpOffer;
 use str0m::format::{Codec as StrCodec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, MediaKind as StrKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive, TcpType};
-use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Ssrc, Vp8Descriptor, Vp8Patch};
+use str0m::rtp::{
+    Extension, ExtensionMap, RtpPacket, RtpWrite, SeqNo, Ssrc, Vp8Descriptor, Vp8Patch,
+};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
@@ -590,6 +592,11 @@ impl RelayHandle {
         if role == OfferRole::View {
             if estimated {
                 builder = builder.enable_bwe(Some(Bitrate::bps(config.initial_viewer_bitrate_bps)));
+            } else {
+                // Without an estimate, transport-wide sequence numbers would only make the
+                // viewer send feedback str0m reads and throws away (10 % of the relay's CPU
+                // at 200 viewers).
+                builder = builder.set_extension_map(extensions_without_twcc());
             }
             // `Event::MediaEgressStats`: NACKs received and packets sent (`Egress`).
             builder = builder.set_stats_interval(Some(Duration::from_secs(1)));
@@ -2204,6 +2211,18 @@ impl Viewer {
         }
         viewer
     }
+}
+
+/// str0m's standard RTP header extensions but transport-wide sequence numbers (TWCC), for
+/// viewers without bandwidth estimation.
+fn extensions_without_twcc() -> ExtensionMap {
+    let mut map = ExtensionMap::empty();
+    for (id, extension) in ExtensionMap::standard().iter() {
+        if *extension != Extension::TransportSequenceNumber {
+            map.set(id, extension.clone());
+        }
+    }
+    map
 }
 
 /// Publisher PT → viewer PT, for every publisher codec the viewer negotiated.

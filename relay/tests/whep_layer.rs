@@ -37,6 +37,10 @@ async fn scenario() {
     let r = relay.post_offer("/whep/layers", &offer).await;
     assert_eq!(r.status, 201, "{}", r.text());
     let answer = r.text();
+    // One layer, no bandwidth estimation: the viewer offered transport-wide congestion
+    // control feedback, and the answer turns it down.
+    assert!(offer.contains("transport-wide-cc"), "{offer}");
+    assert!(!answer.contains("transport-wide-cc"), "{answer}");
     let location = r.header("location").unwrap().to_string();
     let layer = format!("{location}/layer");
     assert_eq!(
