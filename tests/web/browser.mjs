@@ -60,13 +60,33 @@ export function serverFromArgs() {
   return { httpUrl, apiKey, api };
 }
 
+/** Chromium flags every test uses. */
+const BASE_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** For tests that publish and play media: a generated test picture and tone instead of a
+ * camera, granted without a prompt, and playback without a click. */
+export const MEDIA_ARGS = [
+  "--use-fake-device-for-media-stream",
+  "--use-fake-ui-for-media-stream",
+  "--autoplay-policy=no-user-gesture-required",
+];
+
 /**
- * Starts Chromium with a fresh profile, runs `body({context, page, shotDir, problems})`,
- * and exits: 0 when the body returns and the page logged no errors, 1 otherwise (with a
- * screenshot and the page's text). `name` is used in messages and file names.
+ * Starts headless Chromium (playwright-core from ROOTCAST_TEST_NODE_MODULES) with a fresh
+ * profile, after arming a watchdog that fails the script named `name` once `overallMs`
+ * have passed. `args` are added to {@link BASE_ARGS}. Returns `{context, shotDir, cleanUp,
+ * watchdog}`: `cleanUp()` removes the profile, `clearTimeout(watchdog)` disarms it.
  */
-export async function runInBrowser(name, body) {
-  const watchdog = setTimeout(() => fail(`${name} took longer than ${OVERALL_TIMEOUT_MS} ms`), OVERALL_TIMEOUT_MS);
+export async function launchBrowser(name, overallMs, { args = [], viewport = { width: 1280, height: 800 } } = {}) {
+  const watchdog = setTimeout(() => fail(`${name} took longer than ${overallMs} ms`), overallMs);
   const nodeModules = process.env.ROOTCAST_TEST_NODE_MODULES ?? path.join(here, "..", "node_modules");
   const chromiumPath = process.env.ROOTCAST_TEST_CHROMIUM ?? "/usr/bin/chromium";
 
@@ -83,28 +103,59 @@ export async function runInBrowser(name, body) {
   const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), "rootcast-chromium-profile-"));
   const cleanUp = () => fs.rmSync(profileDir, { recursive: true, force: true });
 
-  let context;
   try {
-    context = await chromium.launchPersistentContext(profileDir, {
+    const context = await chromium.launchPersistentContext(profileDir, {
       executablePath: chromiumPath,
       headless: true,
       timeout: STEP_TIMEOUT_MS,
-      viewport: { width: 1280, height: 800 },
+      viewport,
       locale: "en-US",
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
+      args: [...BASE_ARGS, ...args],
     });
+    return { context, shotDir, cleanUp, watchdog };
   } catch (error) {
     cleanUp();
     fail(`cannot start Chromium at ${chromiumPath}: ${error.message}`);
   }
+}
+
+/**
+ * The REST API at `httpUrl` with a bearer token: `call(method, route, token, body)` →
+ * `{status, body}` (body parsed as JSON when it is JSON), and `rest(…)`, which fails the
+ * test unless the status is 2xx and returns the body.
+ */
+export function restClient(httpUrl) {
+  async function call(method, route, token, body) {
+    const response = await fetch(`${httpUrl}${route}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+    });
+    const text = await response.text();
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = text;
+    }
+    return { status: response.status, body: json };
+  }
+  async function rest(method, route, token, body) {
+    const reply = await call(method, route, token, body);
+    check(reply.status >= 200 && reply.status < 300, `${method} ${route}: ${reply.status} ${JSON.stringify(reply.body)}`);
+    return reply.body;
+  }
+  return { call, rest };
+}
+
+/**
+ * Starts Chromium with a fresh profile, runs `body({context, page, shotDir, problems})`,
+ * and exits: 0 when the body returns and the page logged no errors, 1 otherwise (with a
+ * screenshot and the page's text). `name` is used in messages and file names.
+ */
+export async function runInBrowser(name, body) {
+  const { context, shotDir, cleanUp, watchdog } = await launchBrowser(name, OVERALL_TIMEOUT_MS);
 
   const problems = [];
   let page;

@@ -22,80 +22,32 @@
 // test: moderator, expert, expert_name, viewers, county {id, units: every unit of its
 // subtree}, screen {unit, credential}, absent).
 
-import { createRequire } from "node:module";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { STEP_TIMEOUT_MS, check, fail, serverFromArgs, waitFor } from "./browser.mjs";
+import { check, fail, launchBrowser, MEDIA_ARGS, restClient, serverFromArgs, STEP_TIMEOUT_MS, waitFor } from "./browser.mjs";
 
 /** Under a minute and a half on an idle 2-core machine; the slack is for a busy one. */
 const OVERALL_TIMEOUT_MS = 170_000;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { httpUrl } = serverFromArgs();
+const { rest } = restClient(httpUrl);
 const setup = JSON.parse(process.env.ROOTCAST_TEST_MEETING_CONSOLE ?? "null");
 if (!setup) fail("ROOTCAST_TEST_MEETING_CONSOLE is not set");
 
-const watchdog = setTimeout(() => fail(`meeting_console took longer than ${OVERALL_TIMEOUT_MS} ms`), OVERALL_TIMEOUT_MS);
-const nodeModules = process.env.ROOTCAST_TEST_NODE_MODULES ?? path.join(here, "..", "node_modules");
-const chromiumPath = process.env.ROOTCAST_TEST_CHROMIUM ?? "/usr/bin/chromium";
-let chromium;
-try {
-  ({ chromium } = createRequire(path.join(nodeModules, "..", "resolve-from-here.js"))("playwright-core"));
-} catch (error) {
-  fail(`cannot load playwright-core from ${nodeModules} (run \`npm ci\` in tests/): ${error.message}`);
-}
-const shotDir = process.env.ROOTCAST_TEST_SCREENSHOTS ?? fs.mkdtempSync(path.join(os.tmpdir(), "rootcast-web-"));
-fs.mkdirSync(shotDir, { recursive: true });
-const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), "rootcast-chromium-profile-"));
-const cleanUp = () => fs.rmSync(profileDir, { recursive: true, force: true });
 const startedAt = Date.now();
 const step = (what) => console.log(`[${((Date.now() - startedAt) / 1000).toFixed(1)} s] ${what}`);
 
-/** `method path` on the REST API with a bearer token; fails the test unless 2xx. */
-async function rest(method, route, token, body) {
-  const response = await fetch(`${httpUrl}${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
-  });
-  const text = await response.text();
-  check(response.ok, `${method} ${route}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-let context;
-try {
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    timeout: STEP_TIMEOUT_MS,
-    viewport: { width: 1280, height: 900 },
-    locale: "en-US",
-    acceptDownloads: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--use-fake-device-for-media-stream",
-      "--use-fake-ui-for-media-stream",
-      "--autoplay-policy=no-user-gesture-required",
-      // Seven tabs share the window: the ones behind must keep their timers and rendering
-      // at full speed (Chromium slows background tabs down to save power).
-      "--disable-background-timer-throttling",
-      "--disable-renderer-backgrounding",
-      "--disable-backgrounding-occluded-windows",
-    ],
-  });
-} catch (error) {
-  cleanUp();
-  fail(`cannot start Chromium at ${chromiumPath}: ${error.message}`);
-}
+const { context, shotDir, cleanUp, watchdog } = await launchBrowser("meeting_console", OVERALL_TIMEOUT_MS, {
+  args: [
+    ...MEDIA_ARGS,
+    // Background tabs must keep decoding at full speed.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+  ],
+  viewport: { width: 1280, height: 900 },
+});
 
 const problems = [];
 const pages = {};

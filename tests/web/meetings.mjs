@@ -24,12 +24,10 @@
 // moderator, expert, viewers, units, screen {unit, credential, url: the TV's own address
 // of the hub}, control).
 
-import { createRequire } from "node:module";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { STEP_TIMEOUT_MS, check, fail, serverFromArgs, waitFor } from "./browser.mjs";
+import { check, fail, launchBrowser, MEDIA_ARGS, restClient, serverFromArgs, STEP_TIMEOUT_MS, waitFor } from "./browser.mjs";
 
 const OVERALL_TIMEOUT_MS = 290_000;
 /** The TV must be back within this long after the restarted server is up (the publisher
@@ -39,35 +37,9 @@ const RECOVERY_MS = 10_000;
 const OUTAGE_MS = 7_000;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { httpUrl } = serverFromArgs();
+const { rest } = restClient(httpUrl);
 const setup = JSON.parse(process.env.ROOTCAST_TEST_MEETINGS ?? "null");
 if (!setup) fail("ROOTCAST_TEST_MEETINGS is not set");
-
-const watchdog = setTimeout(() => fail(`meetings took longer than ${OVERALL_TIMEOUT_MS} ms`), OVERALL_TIMEOUT_MS);
-const nodeModules = process.env.ROOTCAST_TEST_NODE_MODULES ?? path.join(here, "..", "node_modules");
-const chromiumPath = process.env.ROOTCAST_TEST_CHROMIUM ?? "/usr/bin/chromium";
-let chromium;
-try {
-  ({ chromium } = createRequire(path.join(nodeModules, "..", "resolve-from-here.js"))("playwright-core"));
-} catch (error) {
-  fail(`cannot load playwright-core from ${nodeModules} (run \`npm ci\` in tests/): ${error.message}`);
-}
-const shotDir = process.env.ROOTCAST_TEST_SCREENSHOTS ?? fs.mkdtempSync(path.join(os.tmpdir(), "rootcast-web-"));
-fs.mkdirSync(shotDir, { recursive: true });
-const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), "rootcast-chromium-profile-"));
-const cleanUp = () => fs.rmSync(profileDir, { recursive: true, force: true });
-
-/** `method path` on the REST API with a bearer token; fails the test unless 2xx. */
-async function rest(method, route, token, body) {
-  const response = await fetch(`${httpUrl}${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
-  });
-  const text = await response.text();
-  check(response.ok, `${method} ${route}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
 
 async function login({ username, password }) {
   return rest("POST", "/api/v1/login", "", { username, password });
@@ -88,31 +60,7 @@ async function request(name, body, answer) {
   fs.rmSync(answerFile);
 }
 
-let context;
-try {
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    timeout: STEP_TIMEOUT_MS,
-    viewport: { width: 1280, height: 800 },
-    locale: "en-US",
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--use-fake-device-for-media-stream",
-      "--use-fake-ui-for-media-stream",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
-  });
-} catch (error) {
-  cleanUp();
-  fail(`cannot start Chromium at ${chromiumPath}: ${error.message}`);
-}
+const { context, shotDir, cleanUp, watchdog } = await launchBrowser("meetings", OVERALL_TIMEOUT_MS, { args: MEDIA_ARGS });
 
 const problems = [];
 const pages = {};

@@ -8,59 +8,14 @@
 //
 // Environment as for browser.mjs, plus ROOTCAST_TEST_STREAM (stream name, optional).
 
-import { createRequire } from "node:module";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { STEP_TIMEOUT_MS, check, fail, serverFromArgs, waitFor } from "./browser.mjs";
+import { check, fail, launchBrowser, MEDIA_ARGS, serverFromArgs, STEP_TIMEOUT_MS, waitFor } from "./browser.mjs";
 
 const OVERALL_TIMEOUT_MS = 120_000;
-const here = path.dirname(fileURLToPath(import.meta.url));
 const { httpUrl } = serverFromArgs();
 const stream = process.env.ROOTCAST_TEST_STREAM ?? `relay-test-${process.pid}`;
 
-const watchdog = setTimeout(() => fail(`relay_pages took longer than ${OVERALL_TIMEOUT_MS} ms`), OVERALL_TIMEOUT_MS);
-const nodeModules = process.env.ROOTCAST_TEST_NODE_MODULES ?? path.join(here, "..", "node_modules");
-const chromiumPath = process.env.ROOTCAST_TEST_CHROMIUM ?? "/usr/bin/chromium";
-let chromium;
-try {
-  ({ chromium } = createRequire(path.join(nodeModules, "..", "resolve-from-here.js"))("playwright-core"));
-} catch (error) {
-  fail(`cannot load playwright-core from ${nodeModules} (run \`npm ci\` in tests/): ${error.message}`);
-}
-
-const shotDir = process.env.ROOTCAST_TEST_SCREENSHOTS ?? fs.mkdtempSync(path.join(os.tmpdir(), "rootcast-web-"));
-fs.mkdirSync(shotDir, { recursive: true });
-const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), "rootcast-chromium-profile-"));
-const cleanUp = () => fs.rmSync(profileDir, { recursive: true, force: true });
-
-let context;
-try {
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    timeout: STEP_TIMEOUT_MS,
-    viewport: { width: 1280, height: 800 },
-    locale: "en-US",
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      // A generated test picture and tone instead of a camera, granted without a prompt.
-      "--use-fake-device-for-media-stream",
-      "--use-fake-ui-for-media-stream",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
-  });
-} catch (error) {
-  cleanUp();
-  fail(`cannot start Chromium at ${chromiumPath}: ${error.message}`);
-}
+const { context, shotDir, cleanUp, watchdog } = await launchBrowser("relay_pages", OVERALL_TIMEOUT_MS, { args: MEDIA_ARGS });
 
 const problems = [];
 const pages = {};

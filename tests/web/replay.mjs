@@ -15,90 +15,24 @@
 // Environment as for browser.mjs, plus ROOTCAST_TEST_REPLAY (JSON from the Rust test:
 // moderator, expert, viewers, stranger — each {username, password} — and units).
 
-import { createRequire } from "node:module";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { STEP_TIMEOUT_MS, check, fail, serverFromArgs, waitFor } from "./browser.mjs";
+import { check, fail, launchBrowser, MEDIA_ARGS, restClient, serverFromArgs, STEP_TIMEOUT_MS, waitFor } from "./browser.mjs";
 
 const OVERALL_TIMEOUT_MS = 150_000;
 /** How long the publisher stays live. */
 const LIVE_MS = 7_000;
 /** Frames shown (requestVideoFrameCallback) that count as playing. */
 const FRAMES = 10;
-const here = path.dirname(fileURLToPath(import.meta.url));
 const { httpUrl } = serverFromArgs();
+const { call, rest } = restClient(httpUrl);
 const setup = JSON.parse(process.env.ROOTCAST_TEST_REPLAY ?? "null");
 if (!setup) fail("ROOTCAST_TEST_REPLAY is not set");
 
-const watchdog = setTimeout(() => fail(`replay took longer than ${OVERALL_TIMEOUT_MS} ms`), OVERALL_TIMEOUT_MS);
-const nodeModules = process.env.ROOTCAST_TEST_NODE_MODULES ?? path.join(here, "..", "node_modules");
-const chromiumPath = process.env.ROOTCAST_TEST_CHROMIUM ?? "/usr/bin/chromium";
-let chromium;
-try {
-  ({ chromium } = createRequire(path.join(nodeModules, "..", "resolve-from-here.js"))("playwright-core"));
-} catch (error) {
-  fail(`cannot load playwright-core from ${nodeModules} (run \`npm ci\` in tests/): ${error.message}`);
-}
-const shotDir = process.env.ROOTCAST_TEST_SCREENSHOTS ?? fs.mkdtempSync(path.join(os.tmpdir(), "rootcast-web-"));
-fs.mkdirSync(shotDir, { recursive: true });
-const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), "rootcast-chromium-profile-"));
-const cleanUp = () => fs.rmSync(profileDir, { recursive: true, force: true });
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** `method route` on the REST API with a bearer token: {status, body}. */
-async function call(method, route, token, body) {
-  const response = await fetch(`${httpUrl}${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
-  });
-  const text = await response.text();
-  let json = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = text;
-  }
-  return { status: response.status, body: json };
-}
-
-/** As `call`, failing the test unless 2xx; the body. */
-async function rest(method, route, token, body) {
-  const reply = await call(method, route, token, body);
-  check(reply.status >= 200 && reply.status < 300, `${method} ${route}: ${reply.status} ${JSON.stringify(reply.body)}`);
-  return reply.body;
-}
 
 const login = ({ username, password }) => rest("POST", "/api/v1/login", "", { username, password });
 
-let context;
-try {
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    timeout: STEP_TIMEOUT_MS,
-    viewport: { width: 1280, height: 800 },
-    locale: "en-US",
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--use-fake-device-for-media-stream",
-      "--use-fake-ui-for-media-stream",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
-  });
-} catch (error) {
-  cleanUp();
-  fail(`cannot start Chromium at ${chromiumPath}: ${error.message}`);
-}
+const { context, shotDir, cleanUp, watchdog } = await launchBrowser("replay", OVERALL_TIMEOUT_MS, { args: MEDIA_ARGS });
 
 const problems = [];
 const pages = {};
