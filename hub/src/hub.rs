@@ -260,9 +260,10 @@ impl Hub {
             return;
         };
         let arrivals = subs.arrivals;
+        let mut timed = true;
         let batch = subs.batch.get_or_insert_with(|| {
             let id = self.next_batch.fetch_add(1, Ordering::Relaxed);
-            self.start_timer(channel, id, batching.max_delay);
+            timed = self.start_timer(channel, id, batching.max_delay);
             Batch {
                 id,
                 publications: Vec::new(),
@@ -275,18 +276,18 @@ impl Hub {
         });
         let full = batching.max_size > 0 && batch.publications.len() >= batching.max_size;
         // Without a runtime there is no timer: nothing may wait.
-        let no_timer = tokio::runtime::Handle::try_current().is_err();
-        if full || no_timer {
+        if full || !timed {
             if let Some(batch) = subs.batch.take() {
                 self.deliver_batch(channel, subs, batch);
             }
         }
     }
 
-    /// Sends batch `id` of `channel` out after `delay`, unless it went out before.
-    fn start_timer(&self, channel: &str, id: u64, delay: Duration) {
+    /// Sends batch `id` of `channel` out after `delay`, unless it went out before;
+    /// `false` when there is no runtime to wait on.
+    fn start_timer(&self, channel: &str, id: u64, delay: Duration) -> bool {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
+            return false;
         };
         let hub = self.me.clone();
         let channel = channel.to_owned();
@@ -296,6 +297,7 @@ impl Hub {
                 hub.flush(&channel, id);
             }
         });
+        true
     }
 
     /// The timer of batch `id` fired: send it out if it is still the channel's batch.

@@ -79,6 +79,14 @@ export const MEDIA_ARGS = [
   "--autoplay-policy=no-user-gesture-required",
 ];
 
+/** For tests that watch video in several tabs at once: background tabs keep decoding at
+ * full speed. */
+export const BACKGROUND_TAB_ARGS = [
+  "--disable-background-timer-throttling",
+  "--disable-renderer-backgrounding",
+  "--disable-backgrounding-occluded-windows",
+];
+
 /**
  * Starts headless Chromium (playwright-core from ROOTCAST_TEST_NODE_MODULES) with a fresh
  * profile, after arming a watchdog that fails the script named `name` once `overallMs`

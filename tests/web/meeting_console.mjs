@@ -25,7 +25,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { check, fail, launchBrowser, MEDIA_ARGS, restClient, serverFromArgs, STEP_TIMEOUT_MS, waitFor } from "./browser.mjs";
+import { BACKGROUND_TAB_ARGS, check, fail, launchBrowser, MEDIA_ARGS, restClient, serverFromArgs, STEP_TIMEOUT_MS, waitFor } from "./browser.mjs";
 
 /** Under a minute and a half on an idle 2-core machine; the slack is for a busy one. */
 const OVERALL_TIMEOUT_MS = 170_000;
@@ -39,13 +39,7 @@ const startedAt = Date.now();
 const step = (what) => console.log(`[${((Date.now() - startedAt) / 1000).toFixed(1)} s] ${what}`);
 
 const { context, shotDir, cleanUp, watchdog } = await launchBrowser("meeting_console", OVERALL_TIMEOUT_MS, {
-  args: [
-    ...MEDIA_ARGS,
-    // Background tabs must keep decoding at full speed.
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-  ],
+  args: [...MEDIA_ARGS, ...BACKGROUND_TAB_ARGS],
   viewport: { width: 1280, height: 900 },
 });
 

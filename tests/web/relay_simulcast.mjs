@@ -19,7 +19,7 @@
 // ROOTCAST_TEST_JOINS (how many late joins to measure, default 7).
 
 import path from "node:path";
-import { check, fail, launchBrowser, MEDIA_ARGS, serverFromArgs, STEP_TIMEOUT_MS, waitFor } from "./browser.mjs";
+import { BACKGROUND_TAB_ARGS, check, fail, launchBrowser, MEDIA_ARGS, serverFromArgs, STEP_TIMEOUT_MS, waitFor } from "./browser.mjs";
 
 const OVERALL_TIMEOUT_MS = 170_000;
 /** R2: a viewer joining a live stream decodes its first frame within this long. */
@@ -31,13 +31,7 @@ const { httpUrl } = serverFromArgs();
 const stream = process.env.ROOTCAST_TEST_STREAM ?? `simulcast-test-${process.pid}`;
 
 const { context, shotDir, cleanUp, watchdog } = await launchBrowser("relay_simulcast", OVERALL_TIMEOUT_MS, {
-  args: [
-    ...MEDIA_ARGS,
-    // Background tabs must keep decoding at full speed.
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-  ],
+  args: [...MEDIA_ARGS, ...BACKGROUND_TAB_ARGS],
   viewport: { width: 1280, height: 900 },
 });
 
