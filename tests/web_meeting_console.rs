@@ -38,7 +38,7 @@ fn a_moderator_runs_a_live_meeting_from_the_console_with_the_expert_desk_and_the
                 "four stations in xian-01: {stations:?}"
             );
 
-            let moderator = account(&server, "xian-console-mod", "moderator", Some("xian"));
+            let moderator = server.add_account("xian-console-mod", "moderator", Some("xian"));
             // The console must show the expert by this name, not by the account id.
             let expert_name = "Dr. Wang (desk)";
             server.account(&[
@@ -55,21 +55,10 @@ fn a_moderator_runs_a_live_meeting_from_the_console_with_the_expert_desk_and_the
             let expert = json!({"username": "desk-expert", "password": "desk-expert-password"});
             let viewers: Vec<Value> = (0..2)
                 .map(|i| {
-                    account(
-                        &server,
-                        &format!("console-viewer-{i}"),
-                        "member",
-                        Some(&stations[i]),
-                    )
+                    server.add_account(&format!("console-viewer-{i}"), "member", Some(&stations[i]))
                 })
                 .collect();
-            let printed =
-                server.account(&["credential", "--unit", &stations[2], "--label", "room"]);
-            let credential = printed
-                .split_whitespace()
-                .find(|word| word.starts_with("rcu_"))
-                .unwrap_or_else(|| panic!("a credential in: {printed}"))
-                .to_owned();
+            let credential = server.unit_credential(&stations[2], "room");
 
             // The meeting is for the whole county; stations 0-2 watch (two viewers and the
             // TV), station 3 and the county's other units stay away.
@@ -112,23 +101,4 @@ fn county_units(server: &TestServer, token: &str) -> (Vec<String>, Vec<String>) 
         "a county of grassroots units"
     );
     (children, subtree)
-}
-
-/// Creates an account with `rootcast account add`; returns `{username, password}`.
-fn account(server: &TestServer, username: &str, role: &str, unit: Option<&str>) -> Value {
-    let password = format!("{username}-password");
-    let mut args = vec![
-        "add",
-        "--username",
-        username,
-        "--role",
-        role,
-        "--password",
-        &password,
-    ];
-    if let Some(unit) = unit {
-        args.extend(["--unit", unit]);
-    }
-    server.account(&args);
-    json!({"username": username, "password": password})
 }

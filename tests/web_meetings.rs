@@ -54,25 +54,12 @@ fn meeting_pages_and_the_tv_follow_a_live_meeting_and_the_tv_recovers_from_a_res
                 "three stations in xian-01: {stations:?}"
             );
 
-            let moderator = account(&server, "xian-mod", "moderator", Some("xian"));
-            let expert = account(&server, "flood-expert", "expert", None);
+            let moderator = server.add_account("xian-mod", "moderator", Some("xian"));
+            let expert = server.add_account("flood-expert", "expert", None);
             let viewers: Vec<Value> = (0..2)
-                .map(|i| {
-                    account(
-                        &server,
-                        &format!("viewer-{i}"),
-                        "member",
-                        Some(&stations[i]),
-                    )
-                })
+                .map(|i| server.add_account(&format!("viewer-{i}"), "member", Some(&stations[i])))
                 .collect();
-            let printed =
-                server.account(&["credential", "--unit", &stations[2], "--label", "room"]);
-            let credential = printed
-                .split_whitespace()
-                .find(|word| word.starts_with("rcu_"))
-                .unwrap_or_else(|| panic!("a credential in: {printed}"))
-                .to_owned();
+            let credential = server.unit_credential(&stations[2], "room");
 
             // The script asks for a restart and for packet loss by creating files here (see
             // `serve_requests`).
@@ -401,23 +388,4 @@ fn county_stations(server: &TestServer, token: &str) -> Vec<String> {
         .filter(|u| u["parent"] == "xian-01")
         .map(|u| u["id"].as_str().unwrap().to_owned())
         .collect()
-}
-
-/// Creates an account with `rootcast account add`; returns `{username, password}`.
-fn account(server: &TestServer, username: &str, role: &str, unit: Option<&str>) -> Value {
-    let password = format!("{username}-password");
-    let mut args = vec![
-        "add",
-        "--username",
-        username,
-        "--role",
-        role,
-        "--password",
-        &password,
-    ];
-    if let Some(unit) = unit {
-        args.extend(["--unit", unit]);
-    }
-    server.account(&args);
-    json!({"username": username, "password": password})
 }

@@ -176,8 +176,10 @@ impl TestServer {
         stdout
     }
 
-    /// Creates an account with a known password and logs it in: returns the token.
-    pub fn login_as(&self, username: &str, role: &str, unit: Option<&str>) -> String {
+    /// Creates an account with `rootcast account add`, password `<username>-password`, in
+    /// `unit` if given. Returns `{username, password}`: a login body, and what the browser
+    /// scripts log in with.
+    pub fn add_account(&self, username: &str, role: &str, unit: Option<&str>) -> Value {
         let password = format!("{username}-password");
         let mut args = vec![
             "add",
@@ -192,14 +194,26 @@ impl TestServer {
             args.extend(["--unit", unit]);
         }
         self.account(&args);
-        let (status, body) = self.rest(
-            "POST",
-            "/api/v1/login",
-            None,
-            Some(serde_json::json!({"username": username, "password": password})),
-        );
+        serde_json::json!({"username": username, "password": password})
+    }
+
+    /// Creates an account with a known password and logs it in: returns the token.
+    pub fn login_as(&self, username: &str, role: &str, unit: Option<&str>) -> String {
+        let login = self.add_account(username, role, unit);
+        let (status, body) = self.rest("POST", "/api/v1/login", None, Some(login));
         assert_eq!(status, 200, "login of {username}: {body}");
         body["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Issues a unit credential with `rootcast account credential` (what a meeting-room TV
+    /// signs in with) and returns it: the `rcu_…` word of the command's output.
+    pub fn unit_credential(&self, unit: &str, label: &str) -> String {
+        let printed = self.account(&["credential", "--unit", unit, "--label", label]);
+        printed
+            .split_whitespace()
+            .find(|word| word.starts_with("rcu_"))
+            .unwrap_or_else(|| panic!("a credential in: {printed}"))
+            .to_owned()
     }
 
     /// Calls the REST API: `method path` with an optional bearer token and JSON body.
