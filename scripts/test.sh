@@ -13,6 +13,7 @@
 #     missing, chromium (browser tests drive /usr/bin/chromium with playwright-core),
 #     iproute2 (the relay's browser test makes a private network namespace with `ip netns`),
 #     nftables (the relay's loss test drops packets with `nft` inside such a namespace),
+#     janus (the load generator's whep-viewers test measures Janus beside rootcast),
 #     python3-venv/python3-pip when python3 can't make a venv;
 #   - npm packages from tests/package-lock.json into tests/node_modules (`npm ci`), again
 #     only when the lockfile changed since the last install;
@@ -151,6 +152,10 @@ install_system_packages() {
     # The relay's loss test drops packets with an nftables rule inside its namespace.
     if ! command -v nft >/dev/null 2>&1 && [ ! -x /usr/sbin/nft ]; then
         pkgs+=(nftables)
+    fi
+    # The load generator's whep-viewers test runs Janus (VideoRoom) beside rootcast.
+    if ! command -v janus >/dev/null 2>&1; then
+        pkgs+=(janus)
     fi
     if ! venv_python >/dev/null; then
         pkgs+=(python3 python3-venv python3-pip)

@@ -180,7 +180,7 @@ impl Target {
                         launch.rootcast_bin.display()
                     );
                 }
-                let mut command = server_command(launch, &launch.rootcast_bin);
+                let mut command = pinned_command(launch.core, &launch.rootcast_bin);
                 for (key, value) in &launch.server_settings {
                     command.env(setting_variable(key), value);
                 }
@@ -192,14 +192,14 @@ impl Target {
                 (command, "rootcast listening on http://")
             }
             Kind::Floor => {
-                let mut command = server_command(launch, &std::env::current_exe()?);
+                let mut command = pinned_command(launch.core, &std::env::current_exe()?);
                 command.args(["floor", "--listen", "127.0.0.1:0"]);
                 (command, LISTENING)
             }
             Kind::Nats => {
                 let config = dir.join("nats.conf");
                 std::fs::write(&config, NATS_CONFIG)?;
-                let mut command = server_command(launch, &launch.nats_bin);
+                let mut command = pinned_command(launch.core, &launch.nats_bin);
                 command.arg("-c").arg(&config);
                 (command, "Listening for websocket clients on ws://")
             }
@@ -211,11 +211,11 @@ impl Target {
     }
 }
 
-/// The command that starts a server, pinned when asked. It inherits none of this process's
-/// `ROOTCAST_…` variables: `rootcast serve` refuses variables that name no config key, and
-/// the server's settings come from the config file written here.
-fn server_command(launch: &Launch, program: &Path) -> Command {
-    let mut command = match launch.core {
+/// The command that starts a server, pinned to `core` when given. It inherits none of this
+/// process's `ROOTCAST_…` variables: `rootcast serve` refuses variables that name no config
+/// key, and the server's settings come from the config file written here.
+pub fn pinned_command(core: Option<u32>, program: &Path) -> Command {
+    let mut command = match core {
         Some(core) => {
             let mut command = Command::new("taskset");
             command.args(["-c", &core.to_string()]).arg(program);
@@ -289,11 +289,29 @@ websocket {
 /// Starts `command` and waits (at most 30 s) for a line of its output holding `marker`
 /// followed by its address.
 fn spawn_and_find(
-    mut command: Command,
+    command: Command,
     marker: &str,
     name: &'static str,
     verbose: bool,
 ) -> anyhow::Result<(u32, SocketAddr)> {
+    spawn_until(command, name, verbose, marker, |line| {
+        let at = line.find(marker)?;
+        let rest = &line[at + marker.len()..];
+        rest.split(['/', ' ']).next()?.parse().ok()
+    })
+}
+
+/// Starts `command` (registered in `children`) and waits at most 30 s for a line of its
+/// output that `found` recognises (`expected` says what it looks for, in the error);
+/// returns its pid and what `found` made of the line. Its output is passed on to our
+/// standard error when `verbose`, and drained either way.
+pub fn spawn_until<T>(
+    mut command: Command,
+    name: &'static str,
+    verbose: bool,
+    expected: &str,
+    found: impl Fn(&str) -> Option<T>,
+) -> anyhow::Result<(u32, T)> {
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -335,12 +353,8 @@ fn spawn_and_find(
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
-                if let Some(at) = line.find(marker) {
-                    let rest = &line[at + marker.len()..];
-                    let address = rest.split(['/', ' ']).next().unwrap_or_default();
-                    if let Ok(address) = address.parse::<SocketAddr>() {
-                        return Ok((pid, address));
-                    }
+                if let Some(value) = found(&line) {
+                    return Ok((pid, value));
                 }
                 seen.push(line);
             }
@@ -348,7 +362,7 @@ fn spawn_and_find(
                 children::kill(pid);
                 let tail = seen[seen.len().saturating_sub(15)..].join("\n  ");
                 bail!(
-                    "{name} did not start (no {marker:?} line within 30 s); its output:\n  {tail}"
+                    "{name} did not start (no {expected:?} line within 30 s); its output:\n  {tail}"
                 );
             }
         }

@@ -4,17 +4,24 @@
 //! worker processes (`whep_worker.rs`); every peer is webrtc-rs and gathers only loopback
 //! candidates (`webrtc_peer.rs`).
 //!
-//! Per viewer count and round: start the server, connect the publisher, join the viewers
-//! at `--join-rate`, wait until every viewer has its first keyframe (or failed), let the
-//! stream settle, then measure a window of `--measure-secs`: the server's CPU
+//! With `--targets rootcast,janus` the same publisher and viewers also go through Janus's
+//! VideoRoom (`janus.rs`), measured the same way right after rootcast for each viewer count.
+//! Janus will not gather on loopback, so such a run re-runs itself inside a private network
+//! namespace (`netns.rs`); rootcast is measured in there too, on the namespace's loopback.
+//!
+//! Per target, viewer count and round: start the server, connect the publisher, join the
+//! viewers at `--join-rate`, wait until every viewer has its first keyframe (or failed), let
+//! the stream settle, then measure a window of `--measure-secs`: the server's CPU
 //! (`/proc/<pid>/stat`), the packets every viewer received and lost (by sequence number)
-//! and the packets the publisher sent. The relay's own counters are not served over HTTP by
-//! `rootcast serve`, so **forwarded packets are the viewers' received counts** (both
-//! tracks, RTX repairs included if any), checked against published × viewers.
+//! and the packets the publisher sent. **Forwarded packets are the viewers' received
+//! counts** (both tracks, RTX repairs included if any), counted the same way for both
+//! servers and checked against published × viewers; rootcast's own count
+//! (`GET /relay/metrics`) is reported beside it.
 //!
 //! Invariants: every phase has a deadline and `--duration` bounds the run (then every child
-//! is killed and the program exits with 3); every SDP sent or applied names only loopback
-//! candidates; the figures of a window come from readings taken at its two ends.
+//! is killed and the program exits with 3); every SDP sent or applied names only candidates
+//! of the run's network (loopback, or the namespace's two addresses); the figures of a
+//! window come from readings taken at its two ends.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -44,18 +51,45 @@ use crate::children;
 use crate::coordinator::start_run;
 use crate::dialect::Kind;
 use crate::histogram::Quantiles;
+use crate::janus::{self, Janus};
+use crate::netns;
 use crate::procfs;
 use crate::pump::{self, Events, Fleet as _};
 use crate::report;
 use crate::targets::{Launch, Target};
-use crate::webrtc_peer;
-use crate::whep_worker::{JoinPlan, Progress, ViewerFigures, WhepCommand, WhepEvent};
+use crate::webrtc_peer::{self, PeerNetwork};
+use crate::whep_worker::{JoinPlan, Progress, ViewerFigures, ViewerSource, WhepCommand, WhepEvent};
 use crate::workers::{self, WorkerProcess};
 
 const STREAM: &str = "r1";
 
+/// A server `whep-viewers` measures.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Relay {
+    /// `rootcast serve`'s relay: WHIP in, WHEP out.
+    #[default]
+    Rootcast,
+    /// Janus's VideoRoom, over Janus's HTTP API (needs root: a network namespace).
+    Janus,
+}
+
+impl Relay {
+    fn name(self) -> &'static str {
+        match self {
+            Relay::Rootcast => "rootcast",
+            Relay::Janus => "janus",
+        }
+    }
+}
+
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct WhepArgs {
+    /// The servers to measure, one after the other for each viewer count and round.
+    #[arg(long, value_delimiter = ',', default_value = "rootcast")]
+    pub targets: Vec<Relay>,
     /// WHEP viewers; a list is a sweep: `50,150,200`.
     #[arg(long, value_delimiter = ',', default_value = "50,150,200")]
     pub viewers: Vec<usize>,
@@ -110,13 +144,21 @@ pub struct WhepArgs {
     /// The `rootcast` binary (default: next to this one).
     #[arg(long)]
     pub rootcast_bin: Option<PathBuf>,
+    /// The `janus` binary (Debian's package: `apt-get install janus`).
+    #[arg(long, default_value = "janus")]
+    pub janus_bin: PathBuf,
+    /// Janus's shared event loops (its `event_loops` setting); 0: its default, a thread
+    /// per handle.
+    #[arg(long, default_value_t = 0)]
+    pub janus_event_loops: u32,
     #[arg(long)]
     pub verbose: bool,
 }
 
-/// One viewer count, one round.
+/// One target, viewer count and round.
 #[derive(Debug, Default, Serialize)]
 pub struct WhepMeasurement {
+    pub target: Relay,
     pub viewers: usize,
     pub round: usize,
     pub workers: usize,
@@ -168,7 +210,7 @@ pub struct WhepMeasurement {
     /// received clearly less than was published while it was busy).
     pub loadgen_saturated: bool,
     pub load_average: String,
-    /// The relay's own counters over the window (`GET /relay/metrics`), when served.
+    /// rootcast's relay's own counters over the window (`GET /relay/metrics`).
     pub relay: Option<RelayWindow>,
     /// Time the server's threads spent runnable but waiting for a CPU in the window
     /// (`/proc/<pid>/task/*/schedstat`), seconds: contention from other processes.
@@ -281,11 +323,22 @@ pub fn run(args: WhepArgs) -> anyhow::Result<()> {
     if args.viewers.is_empty() || args.viewers.contains(&0) {
         bail!("--viewers: at least one count, all > 0");
     }
+    if args.targets.is_empty() {
+        bail!("--targets: at least one of rootcast, janus");
+    }
     if args.fps == 0 || args.frame_packets == 0 || args.keyframe_packets == 0 {
         bail!("--fps, --frame-packets and --keyframe-packets must be > 0");
     }
     if args.packet_bytes < 16 || args.packet_bytes > 1200 {
         bail!("--packet-bytes: 16 to 1200 (one RTP packet within the MTU)");
+    }
+    let inside = netns::inside()?;
+    if args.targets.contains(&Relay::Janus) && !inside {
+        let status = netns::rerun_inside()?;
+        if !status.success() {
+            bail!("the run inside the network namespace failed ({status})");
+        }
+        return Ok(());
     }
     let (pinned, pinning) = start_run(
         "rootcast-loadtest whep-viewers",
@@ -305,33 +358,46 @@ pub fn run(args: WhepArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for round in 0..args.repeat {
         for &viewers in &args.viewers {
-            let workers = match args.workers {
-                0 => viewers.div_ceil(50).max(2),
-                n => n,
+            for &target in &args.targets {
+                let workers = match args.workers {
+                    0 => viewers.div_ceil(50).max(2),
+                    n => n,
+                }
+                .min(viewers);
+                let mut m = WhepMeasurement {
+                    target,
+                    viewers,
+                    round,
+                    workers,
+                    ..Default::default()
+                };
+                eprintln!(
+                    "== whep-viewers {} {viewers} (round {}): {workers} workers",
+                    target.name(),
+                    round + 1
+                );
+                let measured = Server::start(target, &args, &launch)
+                    .and_then(|server| runtime.block_on(measure(&mut m, &args, &server, pinned)));
+                if let Err(error) = measured {
+                    m.error = Some(format!("{error:#}"));
+                }
+                eprintln!("{}", one_line(&m));
+                results.push(m);
             }
-            .min(viewers);
-            let mut m = WhepMeasurement {
-                viewers,
-                round,
-                workers,
-                ..Default::default()
-            };
-            eprintln!(
-                "== whep-viewers {viewers} (round {}): {workers} workers",
-                round + 1
-            );
-            if let Err(error) = runtime.block_on(measure(&mut m, &args, &launch, pinned)) {
-                m.error = Some(format!("{error:#}"));
-            }
-            eprintln!("{}", one_line(&m));
-            results.push(m);
         }
     }
     let summary = write(&args, &pinning, &results)?;
     println!("{summary}");
     let failed: Vec<String> = results
         .iter()
-        .filter_map(|m| Some(format!("{} viewers: {}", m.viewers, m.error.as_ref()?)))
+        .filter_map(|m| {
+            Some(format!(
+                "{}, {} viewers: {}",
+                m.target.name(),
+                m.viewers,
+                m.error.as_ref()?
+            ))
+        })
         .collect();
     if !failed.is_empty() {
         bail!(
@@ -344,15 +410,71 @@ pub fn run(args: WhepArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The server of one measurement, started for it and stopped when dropped.
+enum Server {
+    Rootcast(Target),
+    Janus(Janus),
+}
+
+impl Server {
+    fn start(relay: Relay, args: &WhepArgs, launch: &Launch) -> anyhow::Result<Server> {
+        Ok(match relay {
+            Relay::Rootcast => Server::Rootcast(Target::start(Kind::Rootcast, launch)?),
+            Relay::Janus => Server::Janus(Janus::start(
+                &args.janus_bin,
+                launch.core,
+                args.janus_event_loops,
+                args.verbose,
+            )?),
+        })
+    }
+
+    fn pid(&self) -> anyhow::Result<u32> {
+        match self {
+            Server::Rootcast(target) => target.pid.context("the server's pid"),
+            Server::Janus(janus) => Ok(janus.pid),
+        }
+    }
+
+    /// Where the peers gather candidates: rootcast's relay is on loopback; Janus is on the
+    /// namespace's veth pair.
+    fn network(&self) -> PeerNetwork {
+        match self {
+            Server::Rootcast(_) => PeerNetwork::Loopback,
+            Server::Janus(_) => PeerNetwork::Namespace {
+                own: netns::PEER_ADDRESS,
+                server: netns::SERVER_ADDRESS,
+            },
+        }
+    }
+
+    fn viewer_source(&self) -> ViewerSource {
+        match self {
+            Server::Rootcast(target) => ViewerSource::Whep {
+                server: target.address,
+                stream: STREAM.to_owned(),
+            },
+            Server::Janus(janus) => ViewerSource::Janus { api: janus.api },
+        }
+    }
+
+    /// rootcast's relay counters (`GET /relay/metrics`); `None` for Janus.
+    fn relay_metrics(&self) -> Option<BTreeMap<String, u64>> {
+        match self {
+            Server::Rootcast(target) => relay_metrics(target.address),
+            Server::Janus(_) => None,
+        }
+    }
+}
+
 async fn measure(
     m: &mut WhepMeasurement,
     args: &WhepArgs,
-    launch: &Launch,
+    server: &Server,
     pinned: bool,
 ) -> anyhow::Result<()> {
-    let target = Target::start(Kind::Rootcast, launch)?;
-    let pid = target.pid.context("the server's pid")?;
-    let publisher = Publisher::start(&target, args).await?;
+    let pid = server.pid()?;
+    let publisher = Publisher::start(server, args).await?;
     let mut fleet = match WhepFleet::spawn(m.workers, pinned.then_some(args.client_core), pid) {
         Ok(fleet) => fleet,
         Err(error) => {
@@ -360,28 +482,27 @@ async fn measure(
             return Err(error);
         }
     };
-    let outcome = drive(m, args, &target, &publisher, &mut fleet).await;
+    let outcome = drive(m, args, server, &publisher, &mut fleet).await;
     fleet.stop();
     publisher.close().await;
-    drop(target);
     outcome
 }
 
 async fn drive(
     m: &mut WhepMeasurement,
     args: &WhepArgs,
-    target: &Target,
+    server: &Server,
     publisher: &Publisher,
     fleet: &mut WhepFleet,
 ) -> anyhow::Result<()> {
-    let pid = target.pid.context("the server's pid")?;
+    let pid = server.pid()?;
     let n = m.viewers;
     let k = m.workers;
     let join_started = Instant::now();
     for index in 0..k {
         let plan = JoinPlan {
-            server: target.address,
-            stream: STREAM.to_owned(),
+            source: server.viewer_source(),
+            network: server.network(),
             count: n / k + usize::from(index < n % k),
             rate: args.join_rate / k as f64,
             concurrency: args.concurrency,
@@ -421,7 +542,7 @@ async fn drive(
     };
     let load_before = procfs::load_average();
     let published0 = publisher.sent();
-    let relay0 = relay_metrics(target.address);
+    let relay0 = server.relay_metrics();
     let delay0 = run_delay_secs(pid);
     let server0 = procfs::cpu_seconds(pid);
     let loadgen0 = loadgen();
@@ -442,7 +563,7 @@ async fn drive(
     let published1 = publisher.sent();
     let server_cpu = procfs::cpu_seconds(pid) - server0;
     let delay1 = run_delay_secs(pid);
-    let relay1 = relay_metrics(target.address);
+    let relay1 = server.relay_metrics();
     let loadgen_cpu = loadgen() - loadgen0;
     let own_cpu = procfs::cpu_seconds(std::process::id()) - own0;
     let other = procfs::machine_busy_seconds() - busy0 - server_cpu - loadgen_cpu;
@@ -596,8 +717,9 @@ struct Publisher {
 }
 
 impl Publisher {
-    async fn start(target: &Target, args: &WhepArgs) -> anyhow::Result<Publisher> {
-        let pc = webrtc_peer::loopback_peer().await?;
+    async fn start(server: &Server, args: &WhepArgs) -> anyhow::Result<Publisher> {
+        let network = server.network();
+        let pc = webrtc_peer::peer(network).await?;
         let track = |mime: &str, id: &str| {
             Arc::new(TrackLocalStaticRTP::new(
                 RTCRtpCodecCapability {
@@ -628,11 +750,15 @@ impl Publisher {
                 sendonly(),
             )
             .await?;
-        let offer = webrtc_peer::complete_offer(&pc).await?;
-        let answer = webrtc_peer::post_offer(target.address, &format!("/whip/{STREAM}"), &offer)
-            .await
-            .context("the WHIP publisher")?;
-        webrtc_peer::apply_answer(&pc, &answer).await?;
+        let offer = webrtc_peer::complete_offer(&pc, network).await?;
+        let answer = match server {
+            Server::Rootcast(target) => {
+                webrtc_peer::post_offer(target.address, &format!("/whip/{STREAM}"), &offer).await
+            }
+            Server::Janus(janus) => janus::publish(janus.api, &offer).await,
+        }
+        .context("the publisher")?;
+        webrtc_peer::apply_answer(&pc, &answer, network).await?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while pc.connection_state() != RTCPeerConnectionState::Connected {
             if Instant::now() > deadline {
@@ -965,10 +1091,15 @@ fn ms(us: u64) -> f64 {
 
 fn one_line(m: &WhepMeasurement) -> String {
     if let Some(error) = &m.error {
-        return format!("whep-viewers {}: FAILED: {error}", m.viewers);
+        return format!(
+            "whep-viewers {} {}: FAILED: {error}",
+            m.target.name(),
+            m.viewers
+        );
     }
     format!(
-        "whep-viewers {} (measured {}): {:.0} forwarded/s, server CPU {:.1} % → {} forwarded per server CPU-second; loss {:.3} %; first keyframe p50 {} ms p99 {} ms; load generator {:.0} % of a core{}",
+        "whep-viewers {} {} (measured {}): {:.0} forwarded/s, server CPU {:.1} % → {} forwarded per server CPU-second; loss {:.3} %; first keyframe p50 {} ms p99 {} ms; load generator {:.0} % of a core{}",
+        m.target.name(),
         m.viewers,
         m.measured_viewers,
         m.forwarded_per_sec,
@@ -1041,40 +1172,60 @@ fn write(args: &WhepArgs, pinning: &str, results: &[WhepMeasurement]) -> anyhow:
         args.audio_bytes,
         args.measure_secs
     ));
-    s.push_str("| viewers | rounds ok | forwarded/s | server CPU % | **forwarded per server CPU-s** | loss % (worst viewer ppm) | lowest received % | first keyframe p50 / p99 ms | load generator % of a core | other % |\n");
-    s.push_str("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    s.push_str("| viewers | server | rounds ok | forwarded/s | server CPU % | **forwarded per server CPU-s** | loss % (worst viewer ppm) | lowest received % | first keyframe p50 / p99 ms | load generator % of a core | other % |\n");
+    s.push_str("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    let mut ratios = String::new();
     for &n in &args.viewers {
-        let ok: Vec<&WhepMeasurement> = results
-            .iter()
-            .filter(|m| m.viewers == n && m.error.is_none())
-            .collect();
-        let med = |f: &dyn Fn(&WhepMeasurement) -> f64| {
-            median(ok.iter().map(|m| f(m)).collect()).unwrap_or(0.0)
-        };
-        s.push_str(&format!(
-            "| {n} | {}/{} | {:.0} | {:.1} | **{:.0}** | {:.4} ({:.0}) | {:.2} | {:.0} / {:.0} | {:.0}{} | {:.0} |\n",
-            ok.len(),
-            args.repeat,
-            med(&|m| m.forwarded_per_sec),
-            med(&|m| m.server_cpu_percent.unwrap_or(0.0)),
-            med(&|m| m.forwarded_per_server_cpu_sec.unwrap_or(0.0)),
-            med(&|m| m.loss_percent),
-            med(&|m| m.viewer_loss_ppm.max as f64),
-            med(&|m| m.lowest_received_percent),
-            med(&|m| ms(m.first_keyframe_us.p50)),
-            med(&|m| ms(m.first_keyframe_us.p99)),
-            med(&|m| m.loadgen_cpu_percent),
-            if ok.iter().any(|m| m.loadgen_saturated) {
-                " (saturated)"
-            } else {
-                ""
-            },
-            med(&|m| m.other_cpu_percent),
-        ));
+        let mut r1 = BTreeMap::new();
+        for &target in &args.targets {
+            let ok: Vec<&WhepMeasurement> = results
+                .iter()
+                .filter(|m| m.viewers == n && m.target == target && m.error.is_none())
+                .collect();
+            let med = |f: &dyn Fn(&WhepMeasurement) -> f64| {
+                median(ok.iter().map(|m| f(m)).collect()).unwrap_or(0.0)
+            };
+            let forwarded_per_cpu = med(&|m| m.forwarded_per_server_cpu_sec.unwrap_or(0.0));
+            r1.insert(target, forwarded_per_cpu);
+            s.push_str(&format!(
+                "| {n} | {} | {}/{} | {:.0} | {:.1} | **{:.0}** | {:.4} ({:.0}) | {:.2} | {:.0} / {:.0} | {:.0}{} | {:.0} |\n",
+                target.name(),
+                ok.len(),
+                args.repeat,
+                med(&|m| m.forwarded_per_sec),
+                med(&|m| m.server_cpu_percent.unwrap_or(0.0)),
+                forwarded_per_cpu,
+                med(&|m| m.loss_percent),
+                med(&|m| m.viewer_loss_ppm.max as f64),
+                med(&|m| m.lowest_received_percent),
+                med(&|m| ms(m.first_keyframe_us.p50)),
+                med(&|m| ms(m.first_keyframe_us.p99)),
+                med(&|m| m.loadgen_cpu_percent),
+                if ok.iter().any(|m| m.loadgen_saturated) {
+                    " (saturated)"
+                } else {
+                    ""
+                },
+                med(&|m| m.other_cpu_percent),
+            ));
+        }
+        if let (Some(&ours), Some(&janus)) = (r1.get(&Relay::Rootcast), r1.get(&Relay::Janus))
+            && ours > 0.0
+            && janus > 0.0
+        {
+            ratios.push_str(&format!(
+                "- {n} viewers: rootcast {ours:.0} ÷ Janus {janus:.0} = **{:.1} ×** forwarded packets per server CPU-second\n",
+                ours / janus
+            ));
+        }
+    }
+    if !ratios.is_empty() {
+        s.push_str("\nSide by side (medians; R1 asks for ≥ 10 × Janus):\n\n");
+        s.push_str(&ratios);
     }
     for m in results.iter().filter(|m| m.relay.is_some()) {
         s.push_str(&format!(
-            "\n- {} viewers, round {}, load average {}:{}\n",
+            "\n- rootcast, {} viewers, round {}, load average {}:{}\n",
             m.viewers,
             m.round + 1,
             m.load_average,
@@ -1085,7 +1236,8 @@ fn write(args: &WhepArgs, pinning: &str, results: &[WhepMeasurement]) -> anyhow:
     }
     for m in results.iter().filter(|m| m.error.is_some()) {
         s.push_str(&format!(
-            "\n- {} viewers, round {}: FAILED: {}\n",
+            "\n- {}, {} viewers, round {}: FAILED: {}\n",
+            m.target.name(),
             m.viewers,
             m.round + 1,
             m.error.as_deref().unwrap_or_default()
@@ -1147,6 +1299,9 @@ mod tests {
             server_core: 0,
             client_core: 1,
             rootcast_bin: None,
+            targets: vec![Relay::Rootcast],
+            janus_bin: PathBuf::new(),
+            janus_event_loops: 0,
             verbose: false,
         };
         let mut maker = FrameMaker::new(&args);

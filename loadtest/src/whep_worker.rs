@@ -1,6 +1,6 @@
 //! A `whep-viewers` worker process (`rootcast-loadtest whep-worker`, started by the
-//! coordinator in `whep.rs`): it joins its share of the WHEP viewers at the pace it is
-//! given, counts every RTP packet each viewer receives (per track: received, lost by
+//! coordinator in `whep.rs`): it joins its share of the viewers at the pace it is given
+//! (WHEP viewers of rootcast's relay, or subscribers of a Janus VideoRoom, `janus.rs`), counts every RTP packet each viewer receives (per track: received, lost by
 //! sequence number, see `rtp_stats.rs`), notes each viewer's time from its WHEP `POST` to
 //! its first keyframe packet, and reports over standard output, one JSON object per line.
 //!
@@ -27,8 +27,9 @@ use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
+use crate::janus;
 use crate::rtp_stats::{SeqTracker, Snapshot, vp8_starts_keyframe};
-use crate::webrtc_peer;
+use crate::webrtc_peer::{self, PeerNetwork};
 use crate::worker::unix_ns;
 
 /// Coordinator → worker.
@@ -45,14 +46,24 @@ pub enum WhepCommand {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JoinPlan {
-    /// The relay's HTTP address (`rootcast serve`).
-    pub server: SocketAddr,
-    pub stream: String,
+    pub source: ViewerSource,
+    /// Where the viewers gather their candidates.
+    pub network: PeerNetwork,
     pub count: usize,
     /// Viewers joined per second by this worker.
     pub rate: f64,
     /// Most joins in progress at once.
     pub concurrency: usize,
+}
+
+/// Where a viewer gets the stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ViewerSource {
+    /// `POST /whep/<stream>` to rootcast's relay at `server` (`rootcast serve`).
+    Whep { server: SocketAddr, stream: String },
+    /// A subscriber of the publisher in Janus's VideoRoom, over Janus's HTTP API at `api`.
+    Janus { api: SocketAddr },
 }
 
 /// Worker → coordinator.
@@ -287,19 +298,10 @@ async fn join_all(plan: JoinPlan, shared: Arc<Shared>) {
     }
 }
 
-/// One viewer: recvonly video and audio, a complete offer, the WHEP `POST`, the answer.
+/// One viewer. WHEP: recvonly video and audio, a complete offer, the `POST`, the
+/// answer. Janus: `join` as a subscriber, Janus's offer, the viewer's answer, `start`.
 async fn join(plan: &JoinPlan, shared: &Arc<Shared>) -> anyhow::Result<()> {
-    let pc = webrtc_peer::loopback_peer().await?;
-    let recvonly = || {
-        Some(RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Recvonly,
-            send_encodings: vec![],
-        })
-    };
-    pc.add_transceiver_from_kind(RTPCodecType::Video, recvonly())
-        .await?;
-    pc.add_transceiver_from_kind(RTPCodecType::Audio, recvonly())
-        .await?;
+    let pc = webrtc_peer::peer(plan.network).await?;
     let log = Arc::new(Mutex::new(ViewerLog::default()));
     let on_track = (log.clone(), shared.clone());
     pc.on_track(Box::new(move |track, _receiver, _transceiver| {
@@ -348,11 +350,33 @@ async fn join(plan: &JoinPlan, shared: &Arc<Shared>) -> anyhow::Result<()> {
         }
         Box::pin(async {})
     }));
-    let offer = webrtc_peer::complete_offer(&pc).await?;
-    lock(&log).posted_ns = unix_ns();
-    let answer =
-        webrtc_peer::post_offer(plan.server, &format!("/whep/{}", plan.stream), &offer).await?;
-    webrtc_peer::apply_answer(&pc, &answer).await?;
+    match &plan.source {
+        ViewerSource::Whep { server, stream } => {
+            let recvonly = || {
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    send_encodings: vec![],
+                })
+            };
+            pc.add_transceiver_from_kind(RTPCodecType::Video, recvonly())
+                .await?;
+            pc.add_transceiver_from_kind(RTPCodecType::Audio, recvonly())
+                .await?;
+            let offer = webrtc_peer::complete_offer(&pc, plan.network).await?;
+            lock(&log).posted_ns = unix_ns();
+            let answer =
+                webrtc_peer::post_offer(*server, &format!("/whep/{stream}"), &offer).await?;
+            webrtc_peer::apply_answer(&pc, &answer, plan.network).await?;
+        }
+        ViewerSource::Janus { api } => {
+            lock(&log).posted_ns = unix_ns();
+            let (peer, network) = (&pc, plan.network);
+            janus::subscribe(*api, |offer| async move {
+                webrtc_peer::answer_offer(peer, &offer, network).await
+            })
+            .await?;
+        }
+    }
     shared.answered.fetch_add(1, Ordering::Relaxed);
     lock(&shared.viewers).push(log);
     lock(&shared.peers).push(pc);
