@@ -192,6 +192,9 @@ pub struct WhepMeasurement {
     pub viewers_with_loss: u64,
     /// Per viewer: received ÷ published in the window, the lowest, percent.
     pub lowest_received_percent: f64,
+    /// The viewers received less than 90 % of what they should have (the server fell
+    /// over or stalled): the round is left out of the medians and listed on its own.
+    pub stalled: bool,
     /// All measured viewers, in the window: packets not ahead of their stream's highest
     /// sequence number (duplicates, e.g. retransmissions) and padding-only packets; both
     /// are part of `forwarded`.
@@ -608,6 +611,7 @@ async fn drive(
     m.viewer_loss_ppm = Quantiles::of_sample(&figures.loss_ppm);
     m.viewers_with_loss = figures.loss_ppm.iter().filter(|p| **p > 0).count() as u64;
     m.lowest_received_percent = round2(figures.lowest_received_share * 100.0);
+    m.stalled = figures.stalled();
     let measured = viewers.iter().filter(|v| v.marked);
     m.late = measured.clone().map(|v| v.late).sum();
     m.padding = measured.map(|v| v.padding).sum();
@@ -654,6 +658,13 @@ pub struct WindowFigures {
     pub loss_ppm: Vec<u64>,
     /// The lowest received ÷ published of a measured viewer (1.0 when none).
     pub lowest_received_share: f64,
+}
+
+impl WindowFigures {
+    /// The viewers received less than 90 % of what was published to them.
+    pub fn stalled(&self) -> bool {
+        self.received * 10 < self.expected * 9
+    }
 }
 
 /// Sums the measured viewers' window counts; `published`: packets the publisher sent in
@@ -1112,6 +1123,8 @@ fn one_line(m: &WhepMeasurement) -> String {
         m.loadgen_cpu_percent,
         if m.loadgen_saturated {
             " (SATURATED: the load generator may be the limit)"
+        } else if m.stalled {
+            " (STALLED: the viewers got less than 90 % of the stream)"
         } else {
             ""
         },
@@ -1180,7 +1193,9 @@ fn write(args: &WhepArgs, pinning: &str, results: &[WhepMeasurement]) -> anyhow:
         for &target in &args.targets {
             let ok: Vec<&WhepMeasurement> = results
                 .iter()
-                .filter(|m| m.viewers == n && m.target == target && m.error.is_none())
+                .filter(|m| {
+                    m.viewers == n && m.target == target && m.error.is_none() && !m.stalled
+                })
                 .collect();
             let med = |f: &dyn Fn(&WhepMeasurement) -> f64| {
                 median(ok.iter().map(|m| f(m)).collect()).unwrap_or(0.0)
@@ -1234,6 +1249,18 @@ fn write(args: &WhepArgs, pinning: &str, results: &[WhepMeasurement]) -> anyhow:
                 .trim_start_matches("  relay")
         ));
     }
+    for m in results.iter().filter(|m| m.stalled) {
+        s.push_str(&format!(
+            "\n- {}, {} viewers, round {}: STALLED (not in the medians): the viewers received {} of {} packets published to them ({:.1} %) with the server at {:.0} % of its core\n",
+            m.target.name(),
+            m.viewers,
+            m.round + 1,
+            m.forwarded,
+            m.expected,
+            percent(m.forwarded, m.expected),
+            m.server_cpu_percent.unwrap_or(0.0),
+        ));
+    }
     for m in results.iter().filter(|m| m.error.is_some()) {
         s.push_str(&format!(
             "\n- {}, {} viewers, round {}: FAILED: {}\n",
@@ -1275,6 +1302,12 @@ mod tests {
         assert_eq!(f.expected, 4000);
         assert_eq!(f.loss_ppm, vec![0, 5500]);
         assert!((f.lowest_received_share - 0.9945).abs() < 1e-9);
+        assert!(!f.stalled());
+        // A server that stopped delivering to one of two viewers.
+        let half = [viewer(true, (1500, 0), (500, 0)), viewer(true, (0, 0), (0, 0))];
+        let f = window_figures(&half, 2000);
+        assert_eq!((f.received, f.expected, f.lost), (2000, 4000, 0));
+        assert!(f.stalled(), "no gap is lost by sequence number, yet half is missing");
     }
 
     #[test]

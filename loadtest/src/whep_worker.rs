@@ -137,6 +137,8 @@ pub struct WhepWorkerReport {
 struct ViewerLog {
     posted_ns: u64,
     connected_ns: Option<u64>,
+    /// Its connection went down after it was up (counted once, however many states follow).
+    dropped: bool,
     first_packet_ns: Option<u64>,
     first_keyframe_ns: Option<u64>,
     video: SeqTracker,
@@ -341,8 +343,9 @@ async fn join(plan: &JoinPlan, shared: &Arc<Shared>) -> anyhow::Result<()> {
             RTCPeerConnectionState::Failed
             | RTCPeerConnectionState::Closed
             | RTCPeerConnectionState::Disconnected
-                if log.connected_ns.is_some() =>
+                if log.connected_ns.is_some() && !log.dropped =>
             {
+                log.dropped = true;
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
                 shared.error(format!("connection {state}"));
             }
