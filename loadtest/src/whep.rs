@@ -1193,9 +1193,7 @@ fn write(args: &WhepArgs, pinning: &str, results: &[WhepMeasurement]) -> anyhow:
         for &target in &args.targets {
             let ok: Vec<&WhepMeasurement> = results
                 .iter()
-                .filter(|m| {
-                    m.viewers == n && m.target == target && m.error.is_none() && !m.stalled
-                })
+                .filter(|m| m.viewers == n && m.target == target && m.error.is_none() && !m.stalled)
                 .collect();
             let med = |f: &dyn Fn(&WhepMeasurement) -> f64| {
                 median(ok.iter().map(|m| f(m)).collect()).unwrap_or(0.0)
@@ -1304,10 +1302,16 @@ mod tests {
         assert!((f.lowest_received_share - 0.9945).abs() < 1e-9);
         assert!(!f.stalled());
         // A server that stopped delivering to one of two viewers.
-        let half = [viewer(true, (1500, 0), (500, 0)), viewer(true, (0, 0), (0, 0))];
+        let half = [
+            viewer(true, (1500, 0), (500, 0)),
+            viewer(true, (0, 0), (0, 0)),
+        ];
         let f = window_figures(&half, 2000);
         assert_eq!((f.received, f.expected, f.lost), (2000, 4000, 0));
-        assert!(f.stalled(), "no gap is lost by sequence number, yet half is missing");
+        assert!(
+            f.stalled(),
+            "no gap is lost by sequence number, yet half is missing"
+        );
     }
 
     #[test]
