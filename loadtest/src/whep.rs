@@ -232,6 +232,8 @@ pub struct RelayWindow {
     pub datagrams_received: u64,
     /// Datagrams per `sendmmsg` call.
     pub mean_send_batch: f64,
+    /// Messages that carried several datagrams to one viewer as one UDP GSO send.
+    pub gso_sends: u64,
     /// Datagrams per receive batch.
     pub mean_receive_batch: f64,
     pub send_drops: u64,
@@ -294,6 +296,7 @@ fn relay_window(
         datagrams_sent: d("datagrams_sent_total"),
         datagrams_received: d("datagrams_received_total"),
         mean_send_batch: ratio(d("datagrams_sent_total"), d("send_calls_total")),
+        gso_sends: d("gso_sends_total"),
         mean_receive_batch: ratio(d("datagrams_received_total"), d("receive_batches_total")),
         send_drops: d("send_would_block_total") + d("send_errors_total"),
         receive_queue_drops: d("receive_queue_drops_total"),
@@ -1137,12 +1140,13 @@ fn relay_line(m: &WhepMeasurement) -> String {
         return String::new();
     };
     format!(
-        "\n  relay: {} written ({} per server CPU-s), {} datagrams sent in batches of {:.1}, {} received in batches of {:.1}; drops: {} receive queue, {} send; {} str0m timeouts, {} polls, {} loop turns; server waited {:.2} s for a CPU",
+        "\n  relay: {} written ({} per server CPU-s), {} datagrams sent in batches of {:.1} ({} GSO sends), {} received in batches of {:.1}; drops: {} receive queue, {} send; {} str0m timeouts, {} polls, {} loop turns; server waited {:.2} s for a CPU",
         r.rtp_forwarded,
         r.forwarded_per_server_cpu_sec
             .map_or("?".to_owned(), |x| format!("{x:.0}")),
         r.datagrams_sent,
         r.mean_send_batch,
+        r.gso_sends,
         r.datagrams_received,
         r.mean_receive_batch,
         r.receive_queue_drops,

@@ -33,9 +33,10 @@
 //! ICE and DTLS are up, `stream_ended` when it leaves, and connected-viewer counts coalesced
 //! by [`ViewerCounts`] (at most every 500 ms per stream, the last value always sent).
 //!
-//! Datagrams out go in batches (`sendmmsg`, [`crate::udp`]); only peers whose timeout is
-//! due are visited (a timer heap); the driver's counters are published once per loop turn
-//! for `GET /relay/metrics` ([`crate::metrics`]). See `relay/DESIGN.md` §11.
+//! Datagrams out go in batches (`sendmmsg`, a viewer's same-size runs as one UDP GSO send when
+//! the kernel has it, [`crate::udp`]); only peers whose timeout is due are visited (a timer
+//! heap); the driver's counters are published once per loop turn for `GET /relay/metrics`
+//! ([`crate::metrics`]). See `relay/DESIGN.md` §11.
 //!
 //! Not yet: `recvmmsg`, header-extension pass-through (audio level, video orientation).
 //! See `relay/DESIGN.md` §7.
@@ -296,6 +297,7 @@ pub async fn start_with(config: RelayConfig, hooks: RelayHooks) -> io::Result<Re
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let (socket, buffers) = udp::bind(config.udp_bind)?;
+    let gso = udp::gso_supported(&socket);
     let udp_addr = socket.local_addr()?;
     let candidates = config.candidate_addrs(udp_addr);
     // With a wildcard bind the datagram's real destination is unknown without IP_PKTINFO;
@@ -357,13 +359,14 @@ pub async fn start_with(config: RelayConfig, hooks: RelayHooks) -> io::Result<Re
         reap: false,
         lifecycle_at: Instant::now(),
         counters: DriverCounters::default(),
-        out: SendBatch::default(),
+        out: SendBatch::new(gso),
     };
     tokio::spawn(driver.run(socket, rx, tcp_rx));
     tracing::info!(
         udp = %udp_addr,
         receive_buffer = buffers.receive,
         send_buffer = buffers.send,
+        udp_gso = gso,
         candidates = ?shared.candidates,
         tcp = ?shared.tcp_addr,
         "relay started"
@@ -935,12 +938,7 @@ impl Driver {
             return;
         }
         let done = self.out.flush(socket);
-        let c = &mut self.counters;
-        c.datagrams_out += done.datagrams;
-        c.bytes_out += done.bytes;
-        c.send_calls += done.calls;
-        c.send_would_block += done.would_block;
-        c.send_errors += done.errors;
+        self.counters.add_flushed(done);
     }
 
     fn next_deadline(&self, now: Instant) -> Instant {
@@ -1211,12 +1209,7 @@ impl Driver {
                 Output::Transmit(t) => {
                     out.push(t.destination, t.contents.into());
                     if out.is_full() {
-                        let done = out.flush(socket);
-                        counters.datagrams_out += done.datagrams;
-                        counters.bytes_out += done.bytes;
-                        counters.send_calls += done.calls;
-                        counters.send_would_block += done.would_block;
-                        counters.send_errors += done.errors;
+                        counters.add_flushed(out.flush(socket));
                     }
                 }
                 Output::Event(event) => {

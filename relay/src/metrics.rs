@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use crate::driver::RelayStats;
-use crate::udp::BufferSizes;
+use crate::udp::{BufferSizes, Flushed};
 
 /// The driver's counters. All only increase, except [`largest_receive_batch`], a maximum.
 ///
@@ -39,6 +39,8 @@ pub struct DriverCounters {
     pub bytes_out: u64,
     /// `sendmmsg` calls (the mean batch is `datagrams_out / send_calls`).
     pub send_calls: u64,
+    /// Messages that carried several datagrams to one viewer as one UDP GSO send.
+    pub gso_sends: u64,
     /// Datagrams dropped because the socket's send buffer was full.
     pub send_would_block: u64,
     /// Datagrams the kernel refused for another reason.
@@ -67,6 +69,18 @@ pub struct DriverMetrics {
     latest: Mutex<DriverCounters>,
     /// Socket buffer sizes granted at start.
     pub buffers: BufferSizes,
+}
+
+impl DriverCounters {
+    /// Adds what a flush of the send batch did.
+    pub fn add_flushed(&mut self, done: Flushed) {
+        self.datagrams_out += done.datagrams;
+        self.bytes_out += done.bytes;
+        self.send_calls += done.calls;
+        self.gso_sends += done.gso_sends;
+        self.send_would_block += done.would_block;
+        self.send_errors += done.errors;
+    }
 }
 
 impl DriverMetrics {
@@ -99,7 +113,7 @@ pub fn render(
     stats: Option<&RelayStats>,
 ) -> String {
     let mut out = String::new();
-    let counters: [(&str, &str, u64); 18] = [
+    let counters: [(&str, &str, u64); 19] = [
         (
             "loop_turns",
             "Turns of the relay driver's loop",
@@ -124,6 +138,11 @@ pub fn render(
         ),
         ("sent_bytes", "UDP bytes sent", c.bytes_out),
         ("send_calls", "sendmmsg calls", c.send_calls),
+        (
+            "gso_sends",
+            "Messages that carried several datagrams as one UDP GSO send",
+            c.gso_sends,
+        ),
         (
             "send_would_block",
             "Datagrams dropped: the socket's send buffer was full",
@@ -304,6 +323,7 @@ mod tests {
             str0m_events: 16,
             str0m_timeouts: 17,
             str0m_polls: 18,
+            gso_sends: 20,
         };
         let buffers = BufferSizes {
             receive: 8_388_608,
@@ -320,6 +340,7 @@ mod tests {
             ("rootcast_relay_datagrams_sent_total", 7),
             ("rootcast_relay_sent_bytes_total", 8),
             ("rootcast_relay_send_calls_total", 9),
+            ("rootcast_relay_gso_sends_total", 20),
             ("rootcast_relay_send_would_block_total", 10),
             ("rootcast_relay_send_errors_total", 11),
             ("rootcast_relay_tcp_frames_dropped_total", 12),
