@@ -134,7 +134,7 @@ pub struct Flushed {
 /// Datagrams waiting to be sent, in order. The driver pushes every UDP `Transmit` of a loop
 /// turn here (moving str0m's buffer, no copy) and flushes when the batch is full and at the
 /// end of each turn, before it waits again.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SendBatch {
     datagrams: Vec<(SocketAddr, Vec<u8>)>,
     /// Consecutive same-size datagrams to one destination go out as one GSO message. Off
@@ -150,11 +150,6 @@ impl SendBatch {
             datagrams: Vec::new(),
             gso,
         }
-    }
-
-    /// Whether runs still go out with UDP GSO.
-    pub fn gso(&self) -> bool {
-        self.gso
     }
 
     /// Queues one datagram.
@@ -182,9 +177,9 @@ impl SendBatch {
     /// repair video); an error on one message drops that one only.
     ///
     /// With GSO, the runs of one segment size (see [`gso_plan`]) and every datagram no
-    /// larger go out in order with that size set on the call; the rest (larger datagrams,
-    /// rare) follow without it. So a destination's datagrams keep their order unless one is
-    /// larger than the batch's segment size.
+    /// larger go out in order with that size set on the call; a destination's first larger
+    /// datagram and everything after it to that destination follow without it, in order.
+    /// So every destination's datagrams keep their order.
     pub fn flush(&mut self, socket: &impl AsRawFd) -> Flushed {
         let mut done = Flushed::default();
         if self.datagrams.is_empty() {
@@ -225,7 +220,9 @@ impl SendBatch {
 /// [`GSO_MAX_BYTES`]. The batch's segment size is the commonest first size among runs of
 /// two or more (the larger on a tie); `None` when there is no such run. Returns it, the
 /// messages sent with it (those runs, and every other datagram no larger, one by one, in
-/// order), and the datagrams sent without it (larger ones).
+/// order), and the datagrams sent after them without it: from a destination's first
+/// datagram larger than the segment size on, all of that destination's, so none of its
+/// datagrams overtakes another.
 fn gso_plan(
     datagrams: &[(SocketAddr, Vec<u8>)],
 ) -> (Option<u16>, Vec<Range<usize>>, Vec<Range<usize>>) {
@@ -248,29 +245,44 @@ fn gso_plan(
         runs.push(start..end);
         start = end;
     }
-    let mut counts: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    // (first size, runs of two or more starting with it); a batch has a few sizes.
+    let mut counts: Vec<(usize, usize)> = Vec::new();
     for run in runs.iter().filter(|r| r.len() > 1) {
-        *counts.entry(datagrams[run.start].1.len()).or_default() += 1;
+        let size = datagrams[run.start].1.len();
+        match counts.iter_mut().find(|(s, _)| *s == size) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((size, 1)),
+        }
     }
     let Some(size) = counts
         .into_iter()
         .max_by_key(|&(size, count)| (count, size))
-        .map(|(size, _)| size)
-        .and_then(|size| u16::try_from(size).ok())
+        .and_then(|(size, _)| u16::try_from(size).ok())
     else {
         let singles = (0..datagrams.len()).map(|i| i..i + 1).collect();
         return (None, Vec::new(), singles);
     };
+    let fits = |i: usize| datagrams[i].1.len() <= usize::from(size);
     let (mut with_gso, mut plain) = (Vec::new(), Vec::new());
+    // Destinations that had a datagram larger than the segment size: the rest of theirs
+    // goes without GSO too. A handful per batch at most.
+    let mut demoted: Vec<SocketAddr> = Vec::new();
     for run in runs {
-        if run.len() > 1 && datagrams[run.start].1.len() == usize::from(size) {
+        let to = datagrams[run.start].0;
+        if !demoted.contains(&to)
+            && run.len() > 1
+            && datagrams[run.start].1.len() == usize::from(size)
+        {
             with_gso.push(run);
             continue;
         }
         for i in run {
-            if datagrams[i].1.len() <= usize::from(size) {
+            if !demoted.contains(&to) && fits(i) {
                 with_gso.push(i..i + 1);
             } else {
+                if !demoted.contains(&to) {
+                    demoted.push(to);
+                }
                 plain.push(i..i + 1);
             }
         }
@@ -280,7 +292,8 @@ fn gso_plan(
 
 /// Sends `messages` (ranges of `datagrams`, each to its first datagram's destination) in
 /// chunks of [`SEND_BATCH`], with `segment` as the GSO size of every message when given.
-/// A GSO message the route refuses as too large goes out datagram by datagram. `Err(i)`:
+/// A message the route refuses with the segment size set goes out datagram by datagram
+/// without it (each such message costs the failed call again: GSO stays on). `Err(i)`:
 /// the kernel refused GSO itself (`EIO`) at message `i`, which and whose followers were not
 /// sent.
 fn send(
@@ -295,13 +308,18 @@ fn send(
     while start < messages.len() {
         let end = (start + SEND_BATCH).min(messages.len());
         let chunk = &messages[start..end];
-        let slices: Vec<Vec<IoSlice<'_>>> = chunk
+        // One flat list of buffers; each message takes its run's part of it.
+        let buffers: Vec<IoSlice<'_>> = chunk
+            .iter()
+            .flat_map(|m| &datagrams[m.clone()])
+            .map(|(_, d)| IoSlice::new(d))
+            .collect();
+        let mut offset = 0;
+        let slices: Vec<&[IoSlice<'_>]> = chunk
             .iter()
             .map(|m| {
-                datagrams[m.clone()]
-                    .iter()
-                    .map(|(_, d)| IoSlice::new(d))
-                    .collect()
+                offset += m.len();
+                &buffers[offset - m.len()..offset]
             })
             .collect();
         let addrs: Vec<Option<SockaddrStorage>> = chunk
@@ -348,8 +366,10 @@ fn send(
             }
             Err(Errno::EINTR) => {}
             Err(Errno::EIO) if segment.is_some() => return Err(start),
-            // Too large for the route's MTU as one GSO message: its datagrams one by one.
-            Err(Errno::EINVAL | Errno::EMSGSIZE) if chunk[0].len() > 1 => {
+            // Refused with the segment size set (a run too large for the route's MTU as one
+            // GSO message, or a route whose MTU is below the segment size): the message's
+            // datagrams one by one, without it.
+            Err(Errno::EINVAL | Errno::EMSGSIZE) if segment.is_some() => {
                 let singles: Vec<Range<usize>> = chunk[0].clone().map(|i| i..i + 1).collect();
                 let _ = send(fd, datagrams, &singles, None, done);
                 start += 1;
@@ -458,7 +478,7 @@ mod tests {
             .unwrap();
         b.set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
-        let mut batch = SendBatch::default();
+        let mut batch = SendBatch::new(false);
         let n = SEND_BATCH + 10;
         for i in 0..n {
             let to = if i % 2 == 0 { &a } else { &b };
@@ -487,23 +507,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_datagram_drops_only_itself() {
-        let (sender, _) = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        a.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-            .unwrap();
-        let mut batch = SendBatch::default();
-        batch.push(a.local_addr().unwrap(), vec![1; 10]);
-        // An IPv6 destination on an IPv4 socket: refused by the kernel (EAFNOSUPPORT/EINVAL).
-        batch.push("[::1]:9".parse().unwrap(), vec![2; 10]);
-        batch.push(a.local_addr().unwrap(), vec![3; 10]);
-        let done = batch.flush(&sender);
-        assert_eq!(done.datagrams, 2);
-        assert_eq!(done.errors, 1);
-        let mut buf = [0u8; 64];
-        assert_eq!(a.recv_from(&mut buf).unwrap().0, 10);
-        assert_eq!(buf[0], 1);
-        assert_eq!(a.recv_from(&mut buf).unwrap().0, 10);
-        assert_eq!(buf[0], 3);
+        for gso in [false, true] {
+            let (sender, _) = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            a.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut batch = SendBatch::new(gso);
+            batch.push(a.local_addr().unwrap(), vec![1; 10]);
+            batch.push(a.local_addr().unwrap(), vec![1; 10]);
+            // An IPv6 destination on an IPv4 socket: refused by the kernel
+            // (EAFNOSUPPORT/EINVAL).
+            batch.push("[::1]:9".parse().unwrap(), vec![2; 10]);
+            batch.push(a.local_addr().unwrap(), vec![3; 10]);
+            let done = batch.flush(&sender);
+            assert_eq!((done.datagrams, done.errors), (3, 1), "gso {gso}");
+            let mut buf = [0u8; 64];
+            for tag in [1, 1, 3] {
+                assert_eq!(a.recv_from(&mut buf).unwrap().0, 10);
+                assert_eq!(buf[0], tag, "gso {gso}");
+            }
+        }
     }
 
     fn batch_of(parts: &[(SocketAddr, usize)]) -> Vec<(SocketAddr, Vec<u8>)> {
@@ -533,6 +556,14 @@ mod tests {
         assert_eq!(segment, Some(1100));
         assert_eq!(with_gso, vec![0..4, 4..5, 5..8, 8..9]);
         assert_eq!(plain, vec![9..10, 10..11]);
+
+        // A larger datagram to a: it and everything after it to a go without GSO, in
+        // order (the 700 would otherwise overtake the 1300).
+        let larger_then_smaller = batch_of(&[(b, 1100), (b, 1100), (a, 1300), (b, 90), (a, 700)]);
+        let (segment, with_gso, plain) = gso_plan(&larger_then_smaller);
+        assert_eq!(segment, Some(1100));
+        assert_eq!(with_gso, vec![0..2, 3..4]);
+        assert_eq!(plain, vec![2..3, 4..5]);
 
         // No run of two: nothing with GSO.
         let alternating = batch_of(&[(a, 100), (b, 100), (a, 100)]);
@@ -581,7 +612,6 @@ mod tests {
             batch.push(to, vec![tag; len]);
         }
         let done = batch.flush(&sender);
-        assert!(batch.gso(), "loopback takes GSO sends");
         assert_eq!(done.datagrams, plan.len() as u64);
         assert_eq!(
             done.bytes,
