@@ -94,7 +94,8 @@ impl Janus {
 /// transport, event handler and logger is disabled; ICE gathers on the namespace's
 /// `jv0` only; full ICE (as a browser-facing deployment runs it), half trickle.
 fn configuration(dir: &Path, port: u16, event_loops: u32) -> [(&'static str, String); 3] {
-    let lib = "/usr/lib/x86_64-linux-gnu/janus";
+    // Debian's multiarch folder: x86_64-linux-gnu, aarch64-linux-gnu.
+    let lib = format!("/usr/lib/{}-linux-gnu/janus", std::env::consts::ARCH);
     let event_loops = if event_loops > 0 {
         format!("\tevent_loops = {event_loops}\n")
     } else {
@@ -193,7 +194,8 @@ impl Handle {
     }
 
     /// Sends a VideoRoom request (with a JSEP offer or answer); fails on an error of
-    /// Janus or of the plugin.
+    /// Janus or of the plugin in the response (an asynchronous request's errors come as
+    /// events: see [`Handle::event`]).
     async fn message(&self, body: Value, jsep: Option<Value>) -> anyhow::Result<()> {
         let mut request = json!({"janus": "message", "body": body});
         if let Some(jsep) = jsep {
@@ -208,14 +210,21 @@ impl Handle {
         plugin_error(&response)
     }
 
-    /// Long-polls the session's events until this handle's event with an SDP arrives
-    /// (skipping keep-alives and ICE/media notices), within `limit`; fails on an error.
-    async fn sdp_event(&self, limit: Duration) -> anyhow::Result<String> {
+    /// Long-polls the session's events until `wanted` picks one of this handle's events
+    /// (skipping keep-alives, ICE/media notices and whatever `wanted` passes over), within
+    /// `limit`; fails on an error of Janus or of the plugin, which arrive here for
+    /// asynchronous requests.
+    async fn event<T>(
+        &self,
+        limit: Duration,
+        what: &str,
+        wanted: impl Fn(&Value) -> Option<T>,
+    ) -> anyhow::Result<T> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                bail!("Janus sent no SDP within {} s", limit.as_secs());
+                bail!("Janus sent no {what} within {} s", limit.as_secs());
             }
             let (status, body) = webrtc_peer::request(
                 self.api,
@@ -230,15 +239,23 @@ impl Handle {
             }
             let events: Value = serde_json::from_str(&body).context("Janus's event poll")?;
             for event in events.as_array().cloned().unwrap_or_else(|| vec![events]) {
-                plugin_error(&event)?;
+                plugin_error(&event).with_context(|| format!("waiting for {what}"))?;
                 if event["sender"].as_u64() != Some(self.handle) {
                     continue;
                 }
-                if let Some(sdp) = event["jsep"]["sdp"].as_str() {
-                    return Ok(sdp.to_owned());
+                if let Some(found) = wanted(&event) {
+                    return Ok(found);
                 }
             }
         }
+    }
+
+    /// The next event of this handle that carries an SDP.
+    async fn sdp_event(&self, what: &str) -> anyhow::Result<String> {
+        self.event(Duration::from_secs(10), what, |event| {
+            event["jsep"]["sdp"].as_str().map(str::to_owned)
+        })
+        .await
     }
 }
 
@@ -251,15 +268,13 @@ pub async fn publish(api: SocketAddr, offer: &str) -> anyhow::Result<String> {
             Some(json!({"type": "offer", "sdp": offer})),
         )
         .await?;
-    handle
-        .sdp_event(Duration::from_secs(10))
-        .await
-        .context("the publisher's answer")
+    handle.sdp_event("the publisher's answer").await
 }
 
 /// Subscribes to the room's publisher: `join` as a subscriber, Janus's offer answered by
 /// `answer` (which applies it to the viewer's peer and returns the viewer's complete
-/// answer), then `start`.
+/// answer), then `start`, until Janus says `started`. The session's later events (ICE and
+/// media notices) are never polled: Janus keeps them, a few per viewer, until the run ends.
 pub async fn subscribe<F, Fut>(api: SocketAddr, answer: F) -> anyhow::Result<()>
 where
     F: FnOnce(String) -> Fut,
@@ -272,16 +287,19 @@ where
             None,
         )
         .await?;
-    let offer = handle
-        .sdp_event(Duration::from_secs(10))
-        .await
-        .context("the subscriber's offer")?;
+    let offer = handle.sdp_event("the subscriber's offer").await?;
     let sdp = answer(offer).await?;
     handle
         .message(
             json!({"request": "start", "room": ROOM}),
             Some(json!({"type": "answer", "sdp": sdp})),
         )
+        .await?;
+    // `start` is answered asynchronously: `started`, or an error.
+    handle
+        .event(Duration::from_secs(10), "`started`", |event| {
+            (event["plugindata"]["data"]["started"] == "ok").then_some(())
+        })
         .await
 }
 

@@ -1,23 +1,24 @@
-//! The private network namespace a run with Janus needs. Janus gathers ICE candidates on
-//! every interface but `lo` and will not gather on `lo` at all, so it cannot be kept on
-//! loopback like rootcast's relay: the run makes a namespace of its own with `lo` and one
-//! veth pair whose two ends both stay inside it (`jv0` 10.77.0.1 for Janus, `jv1`
-//! 10.77.0.2 for the peers), and runs the whole measurement in there, rootcast included.
-//! Both addresses are local to the namespace, so their traffic takes the namespace's
-//! loopback path, as rootcast's does.
+//! The private network a `whep-viewers` run with Janus needs. Janus gathers ICE candidates
+//! on every interface but `lo` and will not gather on `lo` at all, so it cannot be kept on
+//! loopback like rootcast's relay. Before it starts any thread, such a run moves itself
+//! into a new, unnamed network namespace (`unshare(CLONE_NEWNET)`) with `lo` and one veth
+//! pair whose two ends both stay inside (`jv0` 10.77.0.1 for Janus, `jv1` 10.77.0.2 for the
+//! peers). Every thread and process it starts afterwards (the servers, Janus, the workers)
+//! lives there too, and the namespace disappears with the last of them: there is nothing
+//! to delete, however the run ends. Both addresses are local, so their traffic takes the
+//! namespace's loopback path, as rootcast's does (rootcast is measured in there too).
 //!
-//! Invariants: the namespace is deleted when the run ends, however it ends (the outer
-//! process waits for the inner one, then deletes it); nothing of the run can reach an
-//! interface outside it. Needs root (`CAP_SYS_ADMIN`) and iproute2.
+//! Invariants: [`enter_private_network`] runs while the process has one thread (a namespace
+//! change applies to the calling thread only); nothing of the run can reach an interface
+//! outside the namespace. Needs root (`CAP_SYS_ADMIN`) and iproute2.
 
 use std::net::Ipv4Addr;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use nix::sched::CloneFlags;
 
-/// Set in the re-run process: the namespace's name.
-const INSIDE_ENV: &str = "ROOTCAST_LOADTEST_NAMESPACE";
 /// Janus's address and the interface it gathers on.
 pub const SERVER_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 pub const SERVER_INTERFACE: &str = "jv0";
@@ -25,23 +26,38 @@ pub const SERVER_INTERFACE: &str = "jv0";
 pub const PEER_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const PEER_INTERFACE: &str = "jv1";
 
-/// Whether this process is the re-run inside a namespace made by [`rerun_inside`]; an
-/// error if it claims to be but sees other interfaces than `lo` and the veth pair.
-pub fn inside() -> anyhow::Result<bool> {
-    if std::env::var_os(INSIDE_ENV).is_none() {
-        return Ok(false);
+/// Moves this process into a new network namespace with `lo` and the veth pair up.
+pub fn enter_private_network() -> anyhow::Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status").context("/proc/self/status")?;
+    if !status
+        .lines()
+        .any(|l| l.split_whitespace().eq(["Threads:", "1"]))
+    {
+        bail!("the network namespace must be entered before any thread starts");
     }
-    let mut interfaces: Vec<String> = std::fs::read_dir("/sys/class/net")
-        .context("listing /sys/class/net")?
-        .map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned()))
-        .collect::<std::io::Result<_>>()?;
-    interfaces.sort();
-    if interfaces != [SERVER_INTERFACE, PEER_INTERFACE, "lo"] {
-        bail!(
-            "{INSIDE_ENV} is set but this network has the interfaces {interfaces:?}, not only lo and the run's veth pair"
-        );
+    nix::sched::unshare(CloneFlags::CLONE_NEWNET).context(
+        "unshare(CLONE_NEWNET): a run with Janus needs root for its own network namespace",
+    )?;
+    ip(&["link", "set", "lo", "up"])?;
+    ip(&[
+        "link",
+        "add",
+        SERVER_INTERFACE,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        PEER_INTERFACE,
+    ])?;
+    for (interface, address) in [
+        (SERVER_INTERFACE, SERVER_ADDRESS),
+        (PEER_INTERFACE, PEER_ADDRESS),
+    ] {
+        ip(&["addr", "add", &format!("{address}/24"), "dev", interface])?;
+        ip(&["link", "set", interface, "up"])?;
     }
-    for interface in ["all", "default", SERVER_INTERFACE, PEER_INTERFACE, "lo"] {
+    // Datagrams between the two local addresses carry a local source: accept them.
+    for interface in ["all", "default", "lo", SERVER_INTERFACE, PEER_INTERFACE] {
         for (setting, value) in [("accept_local", "1"), ("rp_filter", "0")] {
             let path = format!("/proc/sys/net/ipv4/conf/{interface}/{setting}");
             std::fs::write(&path, value).with_context(|| format!("writing {path}"))?;
@@ -50,87 +66,26 @@ pub fn inside() -> anyhow::Result<bool> {
     // A veth pair's carrier comes up a moment after both ends are set up; Janus started
     // before that finds no address to gather on.
     let deadline = Instant::now() + Duration::from_secs(5);
-    let up = |interface: &str| {
-        std::fs::read_to_string(format!("/sys/class/net/{interface}/operstate"))
-            .is_ok_and(|state| state.trim() == "up")
-    };
-    while !(up(SERVER_INTERFACE) && up(PEER_INTERFACE)) {
+    while !(up(SERVER_INTERFACE)? && up(PEER_INTERFACE)?) {
         if Instant::now() > deadline {
             bail!("the veth pair {SERVER_INTERFACE}/{PEER_INTERFACE} did not come up within 5 s");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(true)
-}
-
-/// Runs this program again, with the same arguments, inside a new namespace, and returns
-/// its exit status once it has ended and the namespace is gone.
-pub fn rerun_inside() -> anyhow::Result<ExitStatus> {
-    let namespace = Namespace::create()?;
     eprintln!(
-        "network namespace {}: Janus on {SERVER_INTERFACE} {SERVER_ADDRESS}, peers on {PEER_INTERFACE} {PEER_ADDRESS}; the run goes on inside it",
-        namespace.0
+        "private network namespace: Janus on {SERVER_INTERFACE} {SERVER_ADDRESS}, peers on {PEER_INTERFACE} {PEER_ADDRESS}, rootcast on its loopback"
     );
-    let status = Command::new("ip")
-        .args(["netns", "exec", &namespace.0])
-        .arg(std::env::current_exe()?)
-        .args(std::env::args_os().skip(1))
-        .env(INSIDE_ENV, &namespace.0)
+    Ok(())
+}
+
+/// Whether `interface` is up with its carrier (`ip -o link show`).
+fn up(interface: &str) -> anyhow::Result<bool> {
+    let output = Command::new("ip")
+        .args(["-o", "link", "show", "dev", interface])
         .stdin(Stdio::null())
-        .status()
-        .context("running the measurement inside the namespace")?;
-    drop(namespace);
-    Ok(status)
-}
-
-/// A network namespace with `lo` up and the veth pair; deleted on drop.
-struct Namespace(String);
-
-impl Namespace {
-    fn create() -> anyhow::Result<Namespace> {
-        let name = format!("rc-lt-{}", std::process::id());
-        ip(&["netns", "add", &name])?;
-        let namespace = Namespace(name);
-        let n = namespace.0.as_str();
-        ip(&["-n", n, "link", "set", "lo", "up"])?;
-        ip(&[
-            "-n",
-            n,
-            "link",
-            "add",
-            SERVER_INTERFACE,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            PEER_INTERFACE,
-        ])?;
-        for (interface, address) in [
-            (SERVER_INTERFACE, SERVER_ADDRESS),
-            (PEER_INTERFACE, PEER_ADDRESS),
-        ] {
-            ip(&[
-                "-n",
-                n,
-                "addr",
-                "add",
-                &format!("{address}/24"),
-                "dev",
-                interface,
-            ])?;
-            ip(&["-n", n, "link", "set", interface, "up"])?;
-        }
-        Ok(namespace)
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .stdin(Stdio::null())
-            .status();
-    }
+        .output()
+        .context("cannot run `ip` (install iproute2)")?;
+    Ok(String::from_utf8_lossy(&output.stdout).contains("state UP"))
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
@@ -141,7 +96,7 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
         .context("cannot run `ip` (install iproute2)")?;
     if !output.status.success() {
         bail!(
-            "`ip {}` failed (a Janus run needs root for its network namespace): {}",
+            "`ip {}` failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&output.stderr).trim()
         );

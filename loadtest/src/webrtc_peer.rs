@@ -25,6 +25,8 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 
+use crate::netns;
+
 /// Where a run's peers gather candidates and which candidates they accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerNetwork {
@@ -176,9 +178,9 @@ pub async fn post_offer(server: SocketAddr, path: &str, offer: &str) -> anyhow::
     Ok(body)
 }
 
-/// One HTTP/1.1 request (`Connection: close`) to a server on loopback or in a private
-/// network (10.0.0.0/8, where a Janus run's namespace has its addresses), with an optional
-/// (content type, body); the status and body of the response, within `limit`.
+/// One HTTP/1.1 request (`Connection: close`) to a server on loopback or at Janus's
+/// address in a run's private namespace (`netns.rs`), with an optional (content type,
+/// body); the status and body of the response, within `limit`.
 pub async fn request(
     server: SocketAddr,
     method: &str,
@@ -186,12 +188,8 @@ pub async fn request(
     body: Option<(&str, &str)>,
     limit: Duration,
 ) -> anyhow::Result<(u16, String)> {
-    let contained = match server.ip() {
-        IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),
-        IpAddr::V6(ip) => ip.is_loopback(),
-    };
-    if !contained {
-        bail!("{server} is neither a loopback nor a private address");
+    if !(server.ip().is_loopback() || server.ip() == IpAddr::V4(netns::SERVER_ADDRESS)) {
+        bail!("{server} is neither on loopback nor Janus's address in the run's namespace");
     }
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(server).await?;

@@ -6,8 +6,8 @@
 //!
 //! With `--targets rootcast,janus` the same publisher and viewers also go through Janus's
 //! VideoRoom (`janus.rs`), measured the same way right after rootcast for each viewer count.
-//! Janus will not gather on loopback, so such a run re-runs itself inside a private network
-//! namespace (`netns.rs`); rootcast is measured in there too, on the namespace's loopback.
+//! Janus will not gather on loopback, so such a run first moves into a private network
+//! namespace of its own (`netns.rs`); rootcast is measured in there too, on its loopback.
 //!
 //! Per target, viewer count and round: start the server, connect the publisher, join the
 //! viewers at `--join-rate`, wait until every viewer has its first keyframe (or failed), let
@@ -68,7 +68,7 @@ const STREAM: &str = "r1";
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
-pub enum Relay {
+pub enum ServerKind {
     /// `rootcast serve`'s relay: WHIP in, WHEP out.
     #[default]
     Rootcast,
@@ -76,11 +76,11 @@ pub enum Relay {
     Janus,
 }
 
-impl Relay {
+impl ServerKind {
     fn name(self) -> &'static str {
         match self {
-            Relay::Rootcast => "rootcast",
-            Relay::Janus => "janus",
+            ServerKind::Rootcast => "rootcast",
+            ServerKind::Janus => "janus",
         }
     }
 }
@@ -89,7 +89,7 @@ impl Relay {
 pub struct WhepArgs {
     /// The servers to measure, one after the other for each viewer count and round.
     #[arg(long, value_delimiter = ',', default_value = "rootcast")]
-    pub targets: Vec<Relay>,
+    pub targets: Vec<ServerKind>,
     /// WHEP viewers; a list is a sweep: `50,150,200`.
     #[arg(long, value_delimiter = ',', default_value = "50,150,200")]
     pub viewers: Vec<usize>,
@@ -158,7 +158,7 @@ pub struct WhepArgs {
 /// One target, viewer count and round.
 #[derive(Debug, Default, Serialize)]
 pub struct WhepMeasurement {
-    pub target: Relay,
+    pub target: ServerKind,
     pub viewers: usize,
     pub round: usize,
     pub workers: usize,
@@ -338,13 +338,8 @@ pub fn run(args: WhepArgs) -> anyhow::Result<()> {
     if args.packet_bytes < 16 || args.packet_bytes > 1200 {
         bail!("--packet-bytes: 16 to 1200 (one RTP packet within the MTU)");
     }
-    let inside = netns::inside()?;
-    if args.targets.contains(&Relay::Janus) && !inside {
-        let status = netns::rerun_inside()?;
-        if !status.success() {
-            bail!("the run inside the network namespace failed ({status})");
-        }
-        return Ok(());
+    if args.targets.contains(&ServerKind::Janus) {
+        netns::enter_private_network()?;
     }
     let (pinned, pinning) = start_run(
         "rootcast-loadtest whep-viewers",
@@ -423,10 +418,10 @@ enum Server {
 }
 
 impl Server {
-    fn start(relay: Relay, args: &WhepArgs, launch: &Launch) -> anyhow::Result<Server> {
-        Ok(match relay {
-            Relay::Rootcast => Server::Rootcast(Target::start(Kind::Rootcast, launch)?),
-            Relay::Janus => Server::Janus(Janus::start(
+    fn start(kind: ServerKind, args: &WhepArgs, launch: &Launch) -> anyhow::Result<Server> {
+        Ok(match kind {
+            ServerKind::Rootcast => Server::Rootcast(Target::start(Kind::Rootcast, launch)?),
+            ServerKind::Janus => Server::Janus(Janus::start(
                 &args.janus_bin,
                 launch.core,
                 args.janus_event_loops,
@@ -1193,7 +1188,7 @@ fn write(args: &WhepArgs, pinning: &str, results: &[WhepMeasurement]) -> anyhow:
     s.push_str("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     let mut ratios = String::new();
     for &n in &args.viewers {
-        let mut r1 = BTreeMap::new();
+        let mut r1_medians = BTreeMap::new();
         for &target in &args.targets {
             let ok: Vec<&WhepMeasurement> = results
                 .iter()
@@ -1203,7 +1198,7 @@ fn write(args: &WhepArgs, pinning: &str, results: &[WhepMeasurement]) -> anyhow:
                 median(ok.iter().map(|m| f(m)).collect()).unwrap_or(0.0)
             };
             let forwarded_per_cpu = med(&|m| m.forwarded_per_server_cpu_sec.unwrap_or(0.0));
-            r1.insert(target, forwarded_per_cpu);
+            r1_medians.insert(target, forwarded_per_cpu);
             s.push_str(&format!(
                 "| {n} | {} | {}/{} | {:.0} | {:.1} | **{:.0}** | {:.4} ({:.0}) | {:.2} | {:.0} / {:.0} | {:.0}{} | {:.0} |\n",
                 target.name(),
@@ -1226,8 +1221,10 @@ fn write(args: &WhepArgs, pinning: &str, results: &[WhepMeasurement]) -> anyhow:
                 med(&|m| m.other_cpu_percent),
             ));
         }
-        if let (Some(&ours), Some(&janus)) = (r1.get(&Relay::Rootcast), r1.get(&Relay::Janus))
-            && ours > 0.0
+        if let (Some(&ours), Some(&janus)) = (
+            r1_medians.get(&ServerKind::Rootcast),
+            r1_medians.get(&ServerKind::Janus),
+        ) && ours > 0.0
             && janus > 0.0
         {
             ratios.push_str(&format!(
@@ -1340,7 +1337,7 @@ mod tests {
             server_core: 0,
             client_core: 1,
             rootcast_bin: None,
-            targets: vec![Relay::Rootcast],
+            targets: vec![ServerKind::Rootcast],
             janus_bin: PathBuf::new(),
             janus_event_loops: 0,
             verbose: false,

@@ -1,8 +1,10 @@
 //! A `whep-viewers` worker process (`rootcast-loadtest whep-worker`, started by the
 //! coordinator in `whep.rs`): it joins its share of the viewers at the pace it is given
-//! (WHEP viewers of rootcast's relay, or subscribers of a Janus VideoRoom, `janus.rs`), counts every RTP packet each viewer receives (per track: received, lost by
-//! sequence number, see `rtp_stats.rs`), notes each viewer's time from its WHEP `POST` to
-//! its first keyframe packet, and reports over standard output, one JSON object per line.
+//! (WHEP viewers of rootcast's relay, or subscribers of a Janus VideoRoom, `janus.rs`),
+//! counts every RTP packet each viewer receives (per track: received, lost by sequence
+//! number, see `rtp_stats.rs`), notes each viewer's time from its WHEP `POST` (for Janus:
+//! from before its session is created, three requests earlier) to its first keyframe
+//! packet, and reports over standard output, one JSON object per line.
 //!
 //! Invariants: a viewer's counts start with its first packet and are only read through
 //! [`Snapshot`]s, so the coordinator's window (from [`WhepCommand::Mark`] to
