@@ -47,7 +47,9 @@
 //! - `whep-viewers` (`whep.rs`): R1, the relay's forwarding cost, with webrtc-rs peers
 //!   that gather only loopback candidates: one WHIP publisher, N WHEP viewers in worker
 //!   processes (`whep-worker`); forwarded RTP packets per server CPU-second, per-viewer
-//!   loss by sequence number, time from the WHEP `POST` to the first keyframe.
+//!   loss by sequence number, time from the WHEP `POST` to the first keyframe. With
+//!   `--targets rootcast,janus`, Janus's VideoRoom under the same publisher and viewers in
+//!   the same run (`janus.rs`), inside a network namespace of the run's own (`netns.rs`).
 //! - `meeting` (`meeting.rs`, `meeting_worker.rs`; issue 6): one live meeting with N
 //!   participants (member accounts, each joined with `meeting.join` and subscribed to the
 //!   meeting's state, Q&A, personal Q&A and chat channels), questions, votes and chat
@@ -107,7 +109,7 @@ mod workers;
 #[command(
     name = "rootcast-loadtest",
     version,
-    about = "Load generator for rootcast, with a raw floor and nats-server side by side"
+    about = "Load generator for rootcast, with a raw floor, nats-server and Janus side by side"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -177,8 +179,9 @@ enum Scenario {
         listen: SocketAddr,
     },
     /// R1: one WHIP publisher (synthetic VP8 + Opus) and N WHEP viewers (webrtc-rs, on
-    /// loopback only) through `rootcast serve`: forwarded RTP packets per server
-    /// CPU-second, per-viewer loss, time to the first keyframe.
+    /// loopback only) through `rootcast serve` (and Janus, `--targets rootcast,janus`, as
+    /// root): forwarded RTP packets per server CPU-second, per-viewer loss, time to the
+    /// first keyframe.
     WhepViewers {
         #[command(flatten)]
         args: whep::WhepArgs,
