@@ -50,12 +50,7 @@ impl Janus {
         event_loops: u32,
         verbose: bool,
     ) -> anyhow::Result<Janus> {
-        let dir = std::env::temp_dir().join(format!(
-            "rootcast-loadtest-janus-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir)?;
+        let dir = targets::temp_folder("rootcast-loadtest-janus")?;
         // A free port on Janus's address; Janus binds it a moment later.
         let port = std::net::TcpListener::bind((netns::SERVER_ADDRESS, 0))
             .context("binding Janus's address (is this run inside its namespace?)")?

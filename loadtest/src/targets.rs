@@ -144,12 +144,7 @@ impl Target {
         launch: &Launch,
         store_file: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!(
-            "rootcast-loadtest-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir)?;
+        let dir = temp_folder("rootcast-loadtest")?;
         let mut target = Target {
             kind,
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -209,6 +204,18 @@ impl Target {
         target.address = address;
         Ok(target)
     }
+}
+
+/// A new folder under the system's temporary folder, `<prefix>-<pid>-<uuid>`, for a
+/// server's configuration and files (the caller removes it).
+pub fn temp_folder(prefix: &str) -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 /// The command that starts a server, pinned to `core` when given. It inherits none of this
