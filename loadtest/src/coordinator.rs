@@ -7,7 +7,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -17,10 +16,11 @@ use crate::children;
 use crate::dialect::Kind;
 use crate::histogram::{self, Quantiles};
 use crate::procfs;
-use crate::publisher::{self, PublisherReport, Schedule};
+use crate::publisher::{Publishers, Schedule};
 use crate::pump::{self, Events, Fleet as _};
 use crate::report;
-use crate::targets::{Launch, Target};
+use crate::servers::{self, ProcessRss, Servers, rss_sum};
+use crate::targets::Launch;
 use crate::wire::{Command as WorkerCommand, ConnectPlan, Counters, Event, WorkerReport};
 use crate::worker::unix_ns;
 use crate::workers::{self, WorkerProcess};
@@ -47,10 +47,16 @@ pub struct RunArgs {
     /// Connections (subscribers); a list is a sweep: `1000,5000,10000`.
     #[arg(long, value_delimiter = ',', default_value = "1000")]
     pub connections: Vec<usize>,
-    /// Worker processes (0: one per 8,000 connections, at least 2). Worker i connects from
-    /// 127.0.0.(2 + i).
+    /// Worker processes (0: one per 8,000 connections, at least 2, rounded up to a multiple
+    /// of --server-processes). Worker i connects from 127.0.0.(2 + i).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Copies of each target started per measurement (K; not with --address), each its own
+    /// process pinned to the server core: worker i connects to copy i % K, so a run can
+    /// pass the 20,000 open files of one process (at most 19,500 connections per copy).
+    /// Server memory and CPU are then sums over the copies.
+    #[arg(long, default_value_t = 1)]
+    pub server_processes: usize,
     /// Connections started per second, all workers together.
     #[arg(long, default_value_t = 4000.0)]
     pub rate: f64,
@@ -219,6 +225,8 @@ pub struct Measurement {
     pub connections: usize,
     pub round: usize,
     pub workers: usize,
+    /// Copies of the target, each its own process (`--server-processes`).
+    pub server_processes: usize,
     /// Why the measurement stopped early, if it did.
     pub error: Option<String>,
     pub idle: Option<Idle>,
@@ -264,9 +272,13 @@ pub struct Idle {
     pub connects_per_sec: f64,
     /// `connect()` to ready, µs.
     pub setup_us: Quantiles,
+    /// The server's RSS (summed over its processes) before the first connection and now,
+    /// and the growth per connection, KiB.
     pub server_rss_before_kib: Option<u64>,
     pub server_rss_kib: Option<u64>,
     pub server_rss_kib_per_conn: Option<f64>,
+    /// Each server process on its own (one per `--server-processes` copy).
+    pub by_server_process: Vec<ServerProcess>,
     /// Machine-wide, both ends of each loopback connection.
     pub sockstat_tcp_mem_kib_per_conn_both_ends: f64,
     pub slab_kib_per_conn_both_ends: f64,
@@ -274,6 +286,20 @@ pub struct Idle {
     pub server_idle_cpu_percent: Option<f64>,
     pub other_cpu_percent: f64,
     pub load_average: String,
+}
+
+/// One server process with every client idle.
+#[derive(Debug, Serialize)]
+pub struct ServerProcess {
+    pub pid: u32,
+    pub address: SocketAddr,
+    /// Its clients that were set up (its workers' counts).
+    pub connections: u64,
+    /// Its open files (`/proc/<pid>/fd`): one per connection, and its own.
+    pub open_files: u64,
+    pub rss_kib: u64,
+    /// Its own RSS growth ÷ its own connections, KiB.
+    pub rss_kib_per_conn: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -297,6 +323,7 @@ pub struct Fanout {
     /// deadline).
     pub window_secs: f64,
     pub deliveries_per_sec: f64,
+    /// Summed over the server's processes; the percentage is of one core.
     pub server_cpu_secs: Option<f64>,
     pub server_cpu_percent: Option<f64>,
     pub server_cpu_us_per_delivery: Option<f64>,
@@ -318,7 +345,8 @@ pub struct Fanout {
     pub pongs: u64,
     /// Clients that stopped reading on purpose (`ws-slow`); the figures above are the others'.
     pub slow: u64,
-    /// The server's RSS at the end of the window and its peak (`VmHWM`) so far, KiB.
+    /// The server's RSS at the end of the window and its peak (`VmHWM`) so far, KiB (each
+    /// summed over its processes).
     pub server_rss_after_kib: Option<u64>,
     pub server_rss_peak_kib: Option<u64>,
     /// rootcast: connections the server closed, by close code (its `/metrics`).
@@ -342,22 +370,31 @@ struct Fleet {
 }
 
 impl Fleet {
+    /// Starts `count` workers for `servers`, whose exit ends the measurement.
     fn spawn(
         count: usize,
         core: Option<u32>,
         label: String,
-        target_pid: Option<u32>,
+        servers: &Servers,
     ) -> anyhow::Result<Fleet> {
         let (tx, events) = mpsc::channel();
         let workers = workers::spawn(count, core, "worker", "worker", move |index, event| {
             tx.send((index, event)).is_ok()
         })?;
         for worker in &workers {
+            let index = worker.index();
+            let server = match servers.copies.len() {
+                1 => String::new(),
+                k => format!(
+                    ", server {} ({})",
+                    servers::server_of(index, k),
+                    servers.of_worker(index).address
+                ),
+            };
             eprintln!(
-                "worker {}: pid {}, source 127.0.0.{}",
-                worker.index(),
+                "worker {index}: pid {}, source 127.0.0.{}{server}",
                 worker.pid,
-                2 + worker.index()
+                2 + index
             );
         }
         Ok(Fleet {
@@ -365,7 +402,7 @@ impl Fleet {
             counters: vec![Counters::default(); count],
             ready: vec![false; count],
             reports: (0..count).map(|_| None).collect(),
-            events: Events::new(events, "worker", &workers, target_pid),
+            events: Events::new(events, "worker", &workers, servers.pids()),
             workers,
             last_deliveries: 0,
         })
@@ -381,6 +418,16 @@ impl Fleet {
             totals += *c;
         }
         totals
+    }
+
+    /// Connections set up by the workers of server copy `server` of `servers`.
+    fn subscribed_on(&self, server: usize, servers: usize) -> u64 {
+        self.counters
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| servers::server_of(*index, servers) == server)
+            .map(|(_, c)| c.subscribed)
+            .sum()
     }
 
     fn pids(&self) -> Vec<u32> {
@@ -449,6 +496,11 @@ impl pump::Fleet for Fleet {
     }
 }
 
+/// The server's CPU seconds (all its processes) since it read `before`.
+fn cpu_since(servers: &Servers, before: Option<f64>) -> Option<f64> {
+    servers.cpu_seconds().zip(before).map(|(now, c0)| now - c0)
+}
+
 /// CPU seconds of the load generator: this process and its workers.
 fn loadgen_cpu(workers: &[u32]) -> f64 {
     procfs::cpu_seconds(std::process::id())
@@ -472,9 +524,7 @@ pub fn run(
             "ws-reconnect-storm measures recovery, which only rootcast has (the floor keeps nothing, and core NATS over WebSocket has no history): use --targets rootcast"
         );
     }
-    if args.workers > 250 {
-        bail!("--workers: at most 250 (source addresses 127.0.0.2 to 127.0.0.251)");
-    }
+    let worker_counts = servers::worker_counts(&args)?;
     let (pinned, pinning) = start_run(
         "rootcast-loadtest",
         "coordinator, publisher, workers",
@@ -490,7 +540,7 @@ pub fn run(
     launch.bench_history = scenario == "ws-reconnect-storm";
     let mut results = Vec::new();
     for round in 0..args.repeat {
-        for &connections in &args.connections {
+        for (&connections, &workers) in args.connections.iter().zip(&worker_counts) {
             for &kind in &args.targets {
                 let m = measure(
                     scenario,
@@ -499,6 +549,7 @@ pub fn run(
                     &launch,
                     kind,
                     connections,
+                    workers,
                     round,
                     pinned,
                 );
@@ -526,9 +577,13 @@ pub fn run(
         .measurements
         .iter()
         .filter_map(|m| {
-            m.error
-                .as_ref()
-                .map(|e| format!("{} at {}: {e}", m.target.name(), m.connections))
+            m.error.as_ref().map(|e| {
+                format!(
+                    "{} at {}: {e}",
+                    report::label(m.target, m.server_processes),
+                    m.connections
+                )
+            })
         })
         .collect();
     if !failed.is_empty() {
@@ -595,26 +650,27 @@ fn measure(
     launch: &Launch,
     kind: Kind,
     connections: usize,
+    workers: usize,
     round: usize,
     pinned: bool,
 ) -> Measurement {
-    let workers = match args.workers {
-        0 => connections.div_ceil(8000).max(2),
-        n => n,
-    }
-    .min(connections);
     let mut m = Measurement {
         target: kind,
         scenario,
         connections,
         round,
         workers,
+        server_processes: args.server_processes,
         error: None,
         idle: None,
         fanout: None,
         storm: None,
     };
-    let label = format!("{} {} {connections}", m.scenario, kind.name());
+    let label = format!(
+        "{} {} {connections}",
+        m.scenario,
+        report::label(kind, m.server_processes)
+    );
     eprintln!("== {label} (round {}): {workers} workers", round + 1);
     if let Err(error) = measure_into(&mut m, args, fanout, launch, pinned, label) {
         m.error = Some(format!("{error:#}"));
@@ -630,32 +686,27 @@ fn measure_into(
     pinned: bool,
     label: String,
 ) -> anyhow::Result<()> {
-    let target = match args.address {
-        Some(address) => Target::external(
-            m.target,
-            address,
-            args.pid,
-            args.secret.clone(),
-            args.api_key.clone(),
-        ),
-        None => Target::start(m.target, launch)?,
-    };
-    let pid = target.pid;
+    let servers = Servers::start(args, m.target, launch)?;
     std::thread::sleep(Duration::from_millis(500));
-    let rss_before = pid.map(|p| procfs::rss_kib(p).0);
+    let rss_before = servers.rss_each();
     let kernel_before = procfs::kernel();
-    let mut fleet = Fleet::spawn(m.workers, pinned.then_some(args.client_core), label, pid)?;
+    let mut fleet = Fleet::spawn(
+        m.workers,
+        pinned.then_some(args.client_core),
+        label,
+        &servers,
+    )?;
     let outcome = drive(
         m,
         args,
         fanout,
-        &target,
+        &servers,
         &mut fleet,
-        rss_before,
+        &rss_before,
         kernel_before,
     );
     fleet.stop();
-    drop(target);
+    drop(servers);
     outcome
 }
 
@@ -663,12 +714,11 @@ fn drive(
     m: &mut Measurement,
     args: &RunArgs,
     fanout: Option<&FanoutArgs>,
-    target: &Target,
+    servers: &Servers,
     fleet: &mut Fleet,
-    rss_before: Option<u64>,
+    rss_before: &[ProcessRss],
     kernel_before: procfs::Kernel,
 ) -> anyhow::Result<()> {
-    let pid = target.pid;
     let n = m.connections;
     let k = m.workers;
     let publications = fanout.map_or(0, |f| f.publications);
@@ -676,18 +726,18 @@ fn drive(
     // Ramp.
     let ramp_started = Instant::now();
     for index in 0..k {
-        let count = n / k + usize::from(index < n % k);
-        let first_user = index * (n / k) + index.min(n % k);
+        let (first_user, count) = servers::share(n, k, index);
+        let server = servers.of_worker(index);
         let plan = ConnectPlan {
             kind: m.target,
-            server: target.address,
+            server: server.address,
             source: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + index as u8)),
             count,
             first_user,
             rate: args.rate / k as f64,
             concurrency: args.concurrency,
             connect_timeout_ms: args.connect_timeout_secs * 1000,
-            hmac_secret: target.hmac_secret.clone(),
+            hmac_secret: server.hmac_secret.clone(),
             publications,
             slow_every: match fanout.map_or(0.0, |f| f.slow_percent) {
                 p if p > 0.0 => (100.0 / p).round().max(1.0) as usize,
@@ -712,23 +762,40 @@ fn drive(
     // Idle.
     let workers = fleet.pids();
     let idle_started = Instant::now();
-    let server_cpu0 = pid.map(procfs::cpu_seconds);
+    let server_cpu0 = servers.cpu_seconds();
     let loadgen0 = loadgen_cpu(&workers);
     let busy0 = procfs::machine_busy_seconds();
     fleet.pump(Instant::now() + Duration::from_secs(args.idle_secs), |_| {
         Ok(false)
     })?;
     let idle_secs = idle_started.elapsed().as_secs_f64();
-    let server_idle_cpu = pid
-        .zip(server_cpu0)
-        .map(|(p, c0)| procfs::cpu_seconds(p) - c0);
+    let server_idle_cpu = cpu_since(servers, server_cpu0);
     let idle_other = procfs::machine_busy_seconds()
         - busy0
         - server_idle_cpu.unwrap_or(0.0)
         - (loadgen_cpu(&workers) - loadgen0);
     let kernel = procfs::kernel();
-    let rss = pid.map(|p| procfs::rss_kib(p).0);
+    let rss_each = servers.rss_each();
+    let rss = rss_sum(&rss_each).map(|r| r.0);
+    let rss_before_sum = rss_sum(rss_before).map(|r| r.0);
     let conns = ready.subscribed as f64;
+    let by_server_process = rss_before
+        .iter()
+        .zip(&rss_each)
+        .map(|(before, now)| {
+            let connections = fleet.subscribed_on(now.index, servers.copies.len());
+            ServerProcess {
+                pid: now.pid,
+                address: servers.copies[now.index].address,
+                connections,
+                open_files: procfs::open_files(now.pid),
+                rss_kib: now.rss_kib,
+                rss_kib_per_conn: round2(
+                    now.rss_kib.saturating_sub(before.rss_kib) as f64 / connections.max(1) as f64,
+                ),
+            }
+        })
+        .collect();
     // Set-up figures come with the workers' reports; ask for them now.
     for index in 0..k {
         fleet.send(index, &WorkerCommand::Report)?;
@@ -754,11 +821,12 @@ fn drive(
         ramp_secs: round2(ramp_secs),
         connects_per_sec: (conns / ramp_secs.max(1e-3)).round(),
         setup_us: Quantiles::of(&setup),
-        server_rss_before_kib: rss_before,
+        server_rss_before_kib: rss_before_sum,
         server_rss_kib: rss,
         server_rss_kib_per_conn: rss
-            .zip(rss_before)
+            .zip(rss_before_sum)
             .map(|(a, b)| round2(a.saturating_sub(b) as f64 / conns)),
+        by_server_process,
         sockstat_tcp_mem_kib_per_conn_both_ends: round2(
             (kernel.tcp_mem_pages as f64 - kernel_before.tcp_mem_pages as f64) * 4.0 / conns,
         ),
@@ -790,35 +858,18 @@ fn drive(
     };
     let last_scheduled = schedule.at(fanout.publications.saturating_sub(1));
     let deliveries0 = fleet.totals().deliveries;
-    let server_cpu0 = pid.map(procfs::cpu_seconds);
+    let server_cpu0 = servers.cpu_seconds();
     let loadgen0 = loadgen_cpu(&workers);
     let busy0 = procfs::machine_busy_seconds();
     let load_before = procfs::load_average();
     let window_started = Instant::now();
-    // The publisher fills `published` as it goes, so that a publisher the server holds
-    // back (NATS slows a fast producer down) still leaves its figures.
-    let published = Arc::new(Mutex::new(PublisherReport::default()));
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let publisher_target = Target::external(
-        target.kind,
-        target.address,
-        None,
-        None,
-        target.api_key.clone(),
-    );
-    let into = published.clone();
-    std::thread::spawn(move || {
-        publisher::run(&publisher_target, schedule, &into);
-        let _ = done_tx.send(());
-    });
+    let mut publishers = Publishers::start(&servers.copies, schedule);
     let drain_deadline_ns = last_scheduled + fanout.drain_secs * 1_000_000_000;
     let until = Instant::now() + Duration::from_nanos(drain_deadline_ns.saturating_sub(unix_ns()));
-    let lock = || published.lock().unwrap_or_else(|e| e.into_inner());
-    let mut finished = false;
     let storm = match fanout.storm_after_ms {
         Some(after_ms) => Some(storm(
             fleet,
-            pid,
+            servers,
             k,
             subscribers,
             Instant::now()
@@ -830,30 +881,16 @@ fn drive(
         None => None,
     };
     fleet.pump(until, |f| {
-        if !finished && done_rx.try_recv().is_ok() {
-            finished = true;
-            if let Some(error) = &lock().error {
-                bail!("publisher: {error}");
-            }
-        }
+        publishers.check()?;
         Ok(f.totals().deliveries - deliveries0 >= expected)
     })?;
     let window_secs = window_started.elapsed().as_secs_f64();
-    let server_cpu = pid
-        .zip(server_cpu0)
-        .map(|(p, c0)| procfs::cpu_seconds(p) - c0);
+    let server_cpu = cpu_since(servers, server_cpu0);
     let loadgen = loadgen_cpu(&workers) - loadgen0;
-    let rss_after = pid.map(procfs::rss_kib);
-    let server_disconnects = target.rootcast_disconnects();
+    let rss_after = rss_sum(&servers.rss_each());
+    let server_disconnects = servers.disconnects();
     let other = procfs::machine_busy_seconds() - busy0 - server_cpu.unwrap_or(0.0) - loadgen;
-    if !finished && done_rx.recv_timeout(Duration::from_secs(2)).is_err() {
-        let mut report = lock();
-        report.error = Some(format!(
-            "still publishing at the drain deadline: {} of {} sent (the server held the publisher back)",
-            report.sent, fanout.publications
-        ));
-    }
-    let publisher_report = lock().clone();
+    let publisher_report = publishers.finish(Duration::from_secs(2));
 
     // Merge the workers' figures.
     for index in 0..k {
@@ -1014,14 +1051,14 @@ struct StormStart {
 /// waits (until `until` at the latest) for `clients` reconnections.
 fn storm(
     fleet: &mut Fleet,
-    pid: Option<u32>,
+    servers: &Servers,
     workers: usize,
     clients: u64,
     at: Instant,
     until: Instant,
 ) -> anyhow::Result<StormStart> {
     fleet.pump(at, |_| Ok(false))?;
-    let cpu0 = pid.map(procfs::cpu_seconds);
+    let cpu0 = servers.cpu_seconds();
     let loadgen0 = loadgen_cpu(&fleet.pids());
     let started = Instant::now();
     let dropped_ns = unix_ns();
@@ -1038,7 +1075,7 @@ fn storm(
     }
     Ok(StormStart {
         dropped_ns,
-        server_cpu: pid.zip(cpu0).map(|(p, c0)| procfs::cpu_seconds(p) - c0),
+        server_cpu: cpu_since(servers, cpu0),
         loadgen_cpu: loadgen_cpu(&fleet.pids()) - loadgen0,
         secs: started.elapsed().as_secs_f64(),
     })

@@ -8,22 +8,29 @@
 //!   itself to the client core, starts each target as a child pinned to the server core
 //!   (`rootcast serve` with a temporary configuration, `rootcast-loadtest floor`, or
 //!   `nats-server` with a WebSocket listener on a port the kernel picks), or measures one
-//!   already running (`--address`).
-//! - It starts K **workers** (`rootcast-loadtest worker`, the same binary) and talks to
-//!   them over their standard input and output, one JSON object per line (`wire.rs`).
-//!   Worker i opens its share of the connections from source address 127.0.0.(2 + i), so
-//!   neither the 20,000 open files per process nor the ≈ 28,000 ephemeral ports per source
-//!   address limit a run; the ramp is paced (`--rate`, `--concurrency` set-ups in flight).
+//!   already running (`--address`). With `--server-processes K` (`servers.rs`) it starts K
+//!   copies of the target for each measurement, each its own process, folder and secrets,
+//!   all on the server core: one process may open 20,000 files here, so K copies hold
+//!   more connections than one (at most 19,500 each; there is no broker between them).
+//! - It starts the **workers** (`rootcast-loadtest worker`, the same binary; one per 8,000
+//!   connections, at least 2, a multiple of K) and talks to them over their standard input
+//!   and output, one JSON object per line (`wire.rs`). Worker i opens its share of the
+//!   connections from source address 127.0.0.(2 + i) to server copy i % K, so neither the
+//!   20,000 open files per process nor the ≈ 28,000 ephemeral ports per source address
+//!   limit the load generator; the ramp is paced (`--rate`, `--concurrency` set-ups in
+//!   flight).
 //! - Workers report counters every 100 ms (the coordinator prints live totals once a
 //!   second on standard error) and, when asked, their HDR histograms and per-publication
 //!   figures, which the coordinator merges.
-//! - The coordinator publishes on a fixed schedule; each payload carries its **scheduled**
-//!   send time (Unix ns; every process reads the same clock), so a late publisher or a
-//!   server's queue counts as latency.
+//! - The coordinator publishes on a fixed schedule (a publisher thread per server copy, all
+//!   on the same schedule, so every subscriber gets every publication from its own copy);
+//!   each payload carries its **scheduled** send time (Unix ns; every process reads the
+//!   same clock), so a late publisher or a server's queue counts as latency.
 //! - Every phase has a deadline and `--duration` bounds the run: then every child is
 //!   killed and the program exits with status 3. Workers also exit when their standard
-//!   input closes. A server that dies or drops every connection ends its measurement with
-//!   an error; the run goes on with the next one and exits non-zero at the end.
+//!   input closes. A server (any of its copies) that dies or drops every connection ends
+//!   its measurement with an error; the run goes on with the next one and exits non-zero at
+//!   the end; every copy is killed when its measurement ends.
 //!
 //! # What is measured
 //! - `ws-idle`: N authenticated, subscribed, idle connections: the server's `VmRSS` growth
@@ -36,7 +43,10 @@
 //! - `ws-slow`: `ws-fanout` with large publications where every (100 / `--slow-percent`)-th
 //!   client stops reading once subscribed; the figures are the other clients', plus the
 //!   server's RSS and peak RSS at the end, and (rootcast) the close codes it used.
-//!
+//! - With `--server-processes K`, the server's RSS, peak RSS, CPU and close codes are sums
+//!   over its K processes (so per connection and per delivery, the machine's cost), and
+//!   `by_server_process` gives each process's connections, open files and own RSS growth
+//!   per connection; the summary labels the target "rootcast ×K".
 //! - `ws-burst`: `ws-fanout` with bursts of publications sent back to back (pipelined),
 //!   all carrying the burst's scheduled time.
 //! - `ws-reconnect-storm` (rootcast only): `ws-fanout` on a channel with history and forced
@@ -63,12 +73,14 @@
 //! must end, non-zero, with a clear error and no worker left), and the reconnect storm
 //! against a stand-in hub that recovers exactly (100 % recovered, nothing lost) or never
 //! (the loss reported must equal what the stand-in withheld); unit tests cover the
-//! histogram merge, the protocol parsers (recovery positions included), RTP loss
+//! spreading of workers over server copies (and the runs it refuses), the histogram merge, the protocol parsers (recovery positions included), RTP loss
 //! accounting across sequence wraps, VP8 keyframe detection, the WHEP window sums, the
 //! schedule and the SVG writer. `tests/meeting.rs` runs `meeting` small against the real
 //! `rootcast` binary: every accepted question, vote and chat message reaches every
 //! participant exactly once, and chat past the per-member limit is counted as refusals,
-//! not losses. No test asserts on how fast anything is.
+//! not losses. `tests/server_processes.rs` runs `ws-fanout` against two copies each of the
+//! real `rootcast` and of the floor: every publication reaches every subscriber once, and
+//! each copy served half the clients. No test asserts on how fast anything is.
 //!
 //! # How to measure
 //! Build both binaries in release mode into one target folder (`cargo build --release -p
@@ -96,6 +108,7 @@ mod publisher;
 mod pump;
 mod report;
 mod rtp_stats;
+mod servers;
 mod svg;
 mod targets;
 mod webrtc_peer;

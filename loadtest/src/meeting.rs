@@ -771,7 +771,7 @@ impl MeetingFleet {
             counters: vec![Counters::default(); count],
             ready: vec![false; count],
             reports: (0..count).map(|_| None).collect(),
-            events: Events::new(events, "meeting worker", &workers, Some(server_pid)),
+            events: Events::new(events, "meeting worker", &workers, vec![server_pid]),
             workers,
             last_deliveries: 0,
         })

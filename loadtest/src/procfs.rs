@@ -22,6 +22,11 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
     )
 }
 
+/// Open files of a process (`/proc/<pid>/fd`): sockets included.
+pub fn open_files(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count() as u64)
+}
+
 /// User + system CPU of a process (all its threads), seconds; 10 ms resolution.
 pub fn cpu_seconds(pid: u32) -> f64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

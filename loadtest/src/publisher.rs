@@ -2,12 +2,13 @@
 //! number and its *scheduled* send time, so a late publisher or a server's queue shows up
 //! as latency (no coordinated omission). It speaks to each server the way a real back end
 //! would: rootcast's `POST /api/publish`, NATS `PUB`, the floor's `/publish` WebSocket.
+//! [`Publishers`] runs one per server process (`--server-processes`), on the same schedule.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
@@ -210,12 +211,11 @@ fn read_response(reader: &mut BufReader<TcpStream>) -> anyhow::Result<(u16, Stri
 
 /// Publishes `schedule` to `target`, keeping `report` up to date; stops at the first
 /// failure.
-pub fn run(target: &Target, schedule: Schedule, report: &Mutex<PublisherReport>) {
-    let lock = || report.lock().unwrap_or_else(|e| e.into_inner());
+fn run(target: &Target, schedule: Schedule, report: &Mutex<PublisherReport>) {
     let mut link = match Link::open(target) {
         Ok(link) => link,
         Err(error) => {
-            lock().error = Some(format!("opening: {error:#}"));
+            lock(report).error = Some(format!("opening: {error:#}"));
             return;
         }
     };
@@ -227,20 +227,128 @@ pub fn run(target: &Target, schedule: Schedule, report: &Mutex<PublisherReport>)
             std::thread::sleep(Duration::from_nanos(scheduled - now));
         }
         let lag_us = unix_ns().saturating_sub(scheduled) / 1000;
-        lock().start_lag_us.push(lag_us);
+        lock(report).start_lag_us.push(lag_us);
         let last = (first + burst).min(schedule.count);
         let payloads: Vec<String> = (first..last)
             .map(|seq| dialect::payload(seq, scheduled, schedule.payload))
             .collect();
         if let Err(error) = link.publish(&payloads) {
-            lock().error = Some(format!("publications {first}..{last}: {error:#}"));
+            lock(report).error = Some(format!("publications {first}..{last}: {error:#}"));
             return;
         }
         let answered_us = unix_ns().saturating_sub(scheduled) / 1000;
-        let mut report = lock();
+        let mut report = lock(report);
         report.sent += last - first;
         report.answered_us.push(answered_us);
     }
+}
+
+/// One publisher thread per server process, all on the same [`Schedule`] (the same
+/// sequence numbers and scheduled times), so every subscriber gets every publication from
+/// its own server.
+pub struct Publishers {
+    /// Each fills its report as it goes, so that a publisher the server holds back (NATS
+    /// slows a fast producer down) still leaves its figures.
+    reports: Vec<Arc<Mutex<PublisherReport>>>,
+    /// What an error is prefixed with: "" for one server, "server i (address): " for more.
+    names: Vec<String>,
+    /// The place of each publisher that finished.
+    done: mpsc::Receiver<usize>,
+    finished: Vec<bool>,
+    publications: u32,
+}
+
+impl Publishers {
+    /// Starts publishing `schedule` to each of `servers`.
+    pub fn start(servers: &[Target], schedule: Schedule) -> Publishers {
+        let (done_tx, done) = mpsc::channel();
+        let mut reports = Vec::new();
+        for (index, server) in servers.iter().enumerate() {
+            let report = Arc::new(Mutex::new(PublisherReport::default()));
+            let into = report.clone();
+            let target = Target::external(
+                server.kind,
+                server.address,
+                None,
+                None,
+                server.api_key.clone(),
+            );
+            let done_tx = done_tx.clone();
+            std::thread::spawn(move || {
+                run(&target, schedule, &into);
+                let _ = done_tx.send(index);
+            });
+            reports.push(report);
+        }
+        let names = match servers {
+            [_] => vec![String::new()],
+            _ => servers
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("server {i} ({}): ", s.address))
+                .collect(),
+        };
+        Publishers {
+            finished: vec![false; reports.len()],
+            reports,
+            names,
+            done,
+            publications: schedule.count,
+        }
+    }
+
+    /// Takes the publishers that finished since the last look; fails with the error of one
+    /// that failed.
+    pub fn check(&mut self) -> anyhow::Result<()> {
+        while let Ok(index) = self.done.try_recv() {
+            self.finished[index] = true;
+            if let Some(error) = &lock(&self.reports[index]).error {
+                bail!("publisher: {}{error}", self.names[index]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits up to `grace` for the publishers still running; those still running then
+    /// report an error. Returns the figures of all as one: `sent` is the least any of them
+    /// sent, the samples are pooled, and the first error (by server) is kept, prefixed
+    /// with its server when there are several.
+    pub fn finish(mut self, grace: Duration) -> PublisherReport {
+        let deadline = Instant::now() + grace;
+        while self.finished.contains(&false) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.done.recv_timeout(left) {
+                Ok(index) => self.finished[index] = true,
+                Err(_) => break,
+            }
+        }
+        let mut merged = PublisherReport {
+            sent: u32::MAX,
+            ..PublisherReport::default()
+        };
+        for ((report, name), finished) in self.reports.iter().zip(&self.names).zip(&self.finished) {
+            let mut report = lock(report);
+            if !finished {
+                report.error = Some(format!(
+                    "still publishing at the drain deadline: {} of {} sent (the server held the publisher back)",
+                    report.sent, self.publications
+                ));
+            }
+            merged.sent = merged.sent.min(report.sent);
+            merged.answered_us.extend(&report.answered_us);
+            merged.start_lag_us.extend(&report.start_lag_us);
+            if merged.error.is_none()
+                && let Some(error) = &report.error
+            {
+                merged.error = Some(format!("{name}{error}"));
+            }
+        }
+        merged
+    }
+}
+
+fn lock(report: &Mutex<PublisherReport>) -> MutexGuard<'_, PublisherReport> {
+    report.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

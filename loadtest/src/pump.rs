@@ -30,8 +30,9 @@ pub struct Events<C> {
     name: &'static str,
     /// The workers' process ids, by place in the fleet.
     pids: Vec<u32>,
-    /// The server whose exit ends the measurement; `None` when it is not ours to watch.
-    server_pid: Option<u32>,
+    /// The server's processes, any of whose exit ends the measurement; empty when they are
+    /// not ours to watch.
+    server_pids: Vec<u32>,
     started: Instant,
     last_print: Instant,
 }
@@ -43,13 +44,13 @@ impl<C> Events<C> {
         channel: C,
         name: &'static str,
         workers: &[WorkerProcess],
-        server_pid: Option<u32>,
+        server_pids: Vec<u32>,
     ) -> Events<C> {
         Events {
             channel,
             name,
             pids: workers::pids(workers),
-            server_pid,
+            server_pids,
             started: Instant::now(),
             last_print: Instant::now(),
         }
@@ -76,10 +77,10 @@ enum Received<E> {
 /// 100 ms (`pump_async`: 200 ms) and never past `until`. After each wait, in this order:
 /// an event is [applied](Fleet::apply); the end of a worker's output fails with
 /// "`<name> <index>` (pid …) exited unexpectedly" and the end of every worker's with
-/// "every `<name>` is gone"; the server's exit fails with "the server (pid …) exited
-/// mid-run: …"; [`Fleet::check_connections`] may fail; and once at least a second has gone
-/// by since the last one (or since the fleet started), [`Fleet::progress_line`] is printed
-/// on standard error.
+/// "every `<name>` is gone"; the exit of any of the server's processes fails with "the
+/// server (pid …) exited mid-run: …"; [`Fleet::check_connections`] may fail; and once at
+/// least a second has gone by since the last one (or since the fleet started),
+/// [`Fleet::progress_line`] is printed on standard error.
 pub trait Fleet: Sized {
     /// What a worker reports.
     type Event;
@@ -179,10 +180,10 @@ fn after_wait<F: Fleet>(fleet: &mut F, received: Received<F::Event>) -> anyhow::
         Received::Nothing => {}
         Received::AllGone => bail!("every {} is gone", fleet.events().name),
     }
-    if let Some(pid) = fleet.events().server_pid
-        && let Some(status) = children::exited(pid)
-    {
-        bail!("the server (pid {pid}) exited mid-run: {status}");
+    for &pid in &fleet.events().server_pids {
+        if let Some(status) = children::exited(pid) {
+            bail!("the server (pid {pid}) exited mid-run: {status}");
+        }
     }
     fleet.check_connections()?;
     let events = fleet.events();

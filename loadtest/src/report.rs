@@ -60,9 +60,22 @@ fn ms(us: u64) -> String {
     format!("{:.1}", us as f64 / 1000.0)
 }
 
+/// A target's name, with its number of processes when more than one: "rootcast ×2".
+pub fn label(kind: Kind, processes: usize) -> String {
+    match processes {
+        1 => kind.name().to_owned(),
+        k => format!("{} ×{k}", kind.name()),
+    }
+}
+
 /// One line per measurement for the log.
 pub fn one_line(m: &Measurement) -> String {
-    let mut line = format!("-> {} {} {}:", m.scenario, m.target.name(), m.connections);
+    let mut line = format!(
+        "-> {} {} {}:",
+        m.scenario,
+        label(m.target, m.server_processes),
+        m.connections
+    );
     if let Some(idle) = &m.idle {
         let _ = write!(
             line,
@@ -73,6 +86,14 @@ pub fn one_line(m: &Measurement) -> String {
             idle.server_rss_kib_per_conn
                 .map_or("?".to_owned(), |v| v.to_string())
         );
+        if m.server_processes > 1 {
+            let each: Vec<String> = idle
+                .by_server_process
+                .iter()
+                .map(|p| p.rss_kib_per_conn.to_string())
+                .collect();
+            let _ = write!(line, " (each process: {})", each.join(" / "));
+        }
     }
     if let Some(f) = &m.fanout {
         let _ = write!(
@@ -202,16 +223,47 @@ fn figure(m: &Measurement, name: &str) -> Option<f64> {
     }
 }
 
+/// The successful rounds of (target, connections).
+fn successful(
+    report: &Report,
+    kind: Kind,
+    connections: usize,
+) -> impl Iterator<Item = &Measurement> {
+    report
+        .measurements
+        .iter()
+        .filter(move |m| m.target == kind && m.connections == connections && m.error.is_none())
+}
+
 /// The median of a figure over the successful rounds of (target, connections).
 fn median(report: &Report, kind: Kind, connections: usize, name: &str) -> Option<(f64, f64, f64)> {
     spread(
-        report
-            .measurements
-            .iter()
-            .filter(|m| m.target == kind && m.connections == connections && m.error.is_none())
+        successful(report, kind, connections)
             .filter_map(|m| figure(m, name))
             .collect(),
     )
+}
+
+/// Each server process's own RSS growth per connection, the median over the successful
+/// rounds of (target, connections): "36.2 / 36.4".
+fn rss_per_conn_each_process(report: &Report, kind: Kind, connections: usize) -> String {
+    let rounds: Vec<_> = successful(report, kind, connections)
+        .filter_map(|m| Some(&m.idle.as_ref()?.by_server_process))
+        .collect();
+    let processes = rounds.iter().map(|p| p.len()).max().unwrap_or(0);
+    if processes == 0 {
+        return "–".to_owned();
+    }
+    (0..processes)
+        .map(|i| {
+            let values = rounds
+                .iter()
+                .filter_map(|p| Some(p.get(i)?.rss_kib_per_conn))
+                .collect();
+            spread(values).map_or("–".to_owned(), |(m, _, _)| number(m))
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 fn number(x: f64) -> String {
@@ -240,6 +292,8 @@ pub fn write(out: &Path, report: &Report) -> anyhow::Result<String> {
         serde_json::to_string_pretty(report)? + "\n",
     )?;
     let kinds: Vec<Kind> = report.args.targets.clone();
+    let processes = report.args.server_processes;
+    let heading = |kind: Kind| label(kind, processes);
     let counts: BTreeSet<usize> = report.measurements.iter().map(|m| m.connections).collect();
     let rounds = report.args.repeat;
     let fanout = report.fanout_args.is_some();
@@ -274,6 +328,12 @@ pub fn write(out: &Path, report: &Report) -> anyhow::Result<String> {
         "\nFigures are medians of {rounds} round(s){}.",
         if rounds > 1 { " [min–max]" } else { "" }
     );
+    if processes > 1 {
+        let _ = writeln!(
+            md,
+            "\nEach target ran as {processes} processes on the server core (worker i connected to process i % {processes}): server memory and CPU are sums over them, per connection and per delivery of the whole; \"each process\" gives each one's own."
+        );
+    }
     let names: Vec<&(&str, &str)> = FIGURES
         .iter()
         .filter(|(name, _)| match *name {
@@ -286,8 +346,8 @@ pub fn write(out: &Path, report: &Report) -> anyhow::Result<String> {
     for &n in &counts {
         let _ = writeln!(md, "\n## {n} connections\n");
         let _ = write!(md, "| |");
-        for kind in &kinds {
-            let _ = write!(md, " {} |", kind.name());
+        for &kind in &kinds {
+            let _ = write!(md, " {} |", heading(kind));
         }
         let _ = write!(md, "\n| --- |");
         for _ in &kinds {
@@ -298,6 +358,13 @@ pub fn write(out: &Path, report: &Report) -> anyhow::Result<String> {
             let _ = write!(md, "| {title} |");
             for &kind in &kinds {
                 let _ = write!(md, " {} |", cell(median(report, kind, n, name), rounds));
+            }
+            md.push('\n');
+        }
+        if processes > 1 {
+            let _ = write!(md, "| server RSS per connection, each process (KiB) |");
+            for &kind in &kinds {
+                let _ = write!(md, " {} |", rss_per_conn_each_process(report, kind, n));
             }
             md.push('\n');
         }
@@ -338,7 +405,7 @@ pub fn write(out: &Path, report: &Report) -> anyhow::Result<String> {
         md.push('\n');
         for &n in &counts {
             for &(a, b) in &pairs {
-                let _ = write!(md, "| {n} | {} / {} |", a.name(), b.name());
+                let _ = write!(md, "| {n} | {} / {} |", heading(a), heading(b));
                 for (name, _) in &columns {
                     // The floor keeps next to nothing per connection in user space: a ratio
                     // of memory to it says nothing.
@@ -386,7 +453,7 @@ pub fn write(out: &Path, report: &Report) -> anyhow::Result<String> {
                     })
                     .collect();
                 Some(Series {
-                    name: kind.name().to_owned(),
+                    name: heading(kind),
                     points,
                 })
             })
@@ -457,7 +524,7 @@ pub fn write(out: &Path, report: &Report) -> anyhow::Result<String> {
             m.error.as_ref().map(|e| {
                 format!(
                     "- {} at {} (round {}): {e}",
-                    m.target.name(),
+                    heading(m.target),
                     m.connections,
                     m.round + 1
                 )
@@ -484,7 +551,7 @@ fn sweep_chart(
     let series: Vec<Series> = kinds
         .iter()
         .map(|&kind| Series {
-            name: kind.name().to_owned(),
+            name: label(kind, report.args.server_processes),
             points: counts
                 .iter()
                 .filter_map(|&n| median(report, kind, n, name).map(|(m, _, _)| (n as f64, m)))

@@ -985,7 +985,7 @@ impl WhepFleet {
             eprintln!("whep worker {}: pid {}", worker.index(), worker.pid);
         }
         Ok(WhepFleet {
-            events: Events::new(events, "whep worker", &workers, Some(server_pid)),
+            events: Events::new(events, "whep worker", &workers, vec![server_pid]),
             workers,
             progress: vec![Progress::default(); count],
             marked: vec![false; count],
