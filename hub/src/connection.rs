@@ -56,12 +56,17 @@ where
         (!write_delay.is_zero()).then(|| Box::pin(tokio::time::sleep(Duration::ZERO)));
 
     let close = loop {
+        // Whether this wake-up may have moved the session's next deadline: anything but a
+        // plain write of queued output (most wake-ups are deliveries) may.
+        let mut deadline_may_move = true;
         tokio::select! {
             biased;
             () = output_ready(&handle, write_hold.as_mut()) => {
                 // Boxed: its state (the send, a timeout, a wake-up) exists only while
                 // writing, not for the whole life of an idle connection.
-                let written = Box::pin(write_queued(&mut socket, &handle, &mut session)).await;
+                let (written, ran_control) =
+                    Box::pin(write_queued(&mut socket, &handle, &mut session)).await;
+                deadline_may_move = ran_control;
                 if let Some(hold) = write_hold.as_mut() {
                     hold.as_mut().reset(Instant::now() + write_delay);
                 }
@@ -104,12 +109,14 @@ where
                 }
             }
         }
-        // Most wake-ups are deliveries, which leave the deadline alone: reset the timer
-        // only when it moved.
-        let next = session.next_deadline();
-        if next != deadline {
-            deadline = next;
-            timer.as_mut().reset(deadline);
+        // Most wake-ups are deliveries, which leave the deadline alone: look at it only
+        // after the others, and reset the timer only when it moved.
+        if deadline_may_move {
+            let next = session.next_deadline();
+            if next != deadline {
+                deadline = next;
+                timer.as_mut().reset(deadline);
+            }
         }
     };
 
@@ -151,24 +158,45 @@ enum Written {
     Broken(Option<CustomDisconnect>),
 }
 
-/// Writes what is queued as one WebSocket message and runs control requests.
+/// Writes what is queued as one WebSocket message and runs control requests; says
+/// whether it ran any (they change the session, and so maybe its next deadline).
 async fn write_queued<S>(
     socket: &mut S,
     handle: &ConnHandle,
     session: &mut ClientSession,
-) -> Written
+) -> (Written, bool)
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     let drained = handle.outbound.drain(MAX_WRITE_BYTES);
+    let ran_control = !drained.control.is_empty();
     for control in drained.control {
         if let Err(disconnect) = Box::pin(session.on_control(control)).await {
             handle.outbound.close(disconnect);
         }
     }
-    if drained.frames > 0 {
+    let written = write_frames(socket, handle, drained.frames, drained.payload).await;
+    let written = match (written, drained.close) {
+        (Written::Open, Some(disconnect)) => Written::Close(disconnect),
+        (written, _) => written,
+    };
+    (written, ran_control)
+}
+
+/// Writes `frames` queued frames (`payload`, joined) as one WebSocket message, giving up
+/// on a client that does not read.
+async fn write_frames<S>(
+    socket: &mut S,
+    handle: &ConnHandle,
+    frames: usize,
+    payload: bytes::Bytes,
+) -> Written
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    if frames > 0 {
         // Every frame is JSON we encoded, so the payload is UTF-8.
-        let text = match axum::extract::ws::Utf8Bytes::try_from(drained.payload) {
+        let text = match axum::extract::ws::Utf8Bytes::try_from(payload) {
             Ok(text) => text,
             Err(error) => {
                 tracing::error!(%error, "queued frame is not UTF-8");
@@ -204,10 +232,7 @@ where
             handle.outbound.wake();
         }
     }
-    match drained.close {
-        Some(disconnect) => Written::Close(disconnect),
-        None => Written::Open,
-    }
+    Written::Open
 }
 
 async fn send_close<S>(socket: &mut S, disconnect: &CustomDisconnect) -> Result<(), axum::Error>
